@@ -1,0 +1,78 @@
+package prober
+
+import "time"
+
+// Outcome classifies how one request ended. Values are stable: they travel in
+// worker records and label llmprobe_requests_total.
+type Outcome uint8
+
+const (
+	OutcomeSuccess       Outcome = iota // complete response ([DONE] for streams)
+	OutcomeHTTP4xx                      // 4xx other than 429
+	OutcomeHTTP429                      // rate limited
+	OutcomeHTTP5xx                      // 5xx
+	OutcomeTimeout                      // scenario timeout passed
+	OutcomeConnectError                 // no response: dial, TLS or reset before headers
+	OutcomeProtocolError                // bad SSE/JSON, an error event, or reset mid-stream
+	OutcomeTruncated                    // stream ended without [DONE]
+	OutcomeCanceled                     // canceled by shutdown or reload, not by the server
+	NumOutcomes
+)
+
+var outcomeNames = [NumOutcomes]string{
+	"success", "http_4xx", "http_429", "http_5xx", "timeout",
+	"connect_error", "protocol_error", "truncated", "canceled",
+}
+
+func (o Outcome) String() string {
+	if o < NumOutcomes {
+		return outcomeNames[o]
+	}
+	return "unknown"
+}
+
+// Gap is the time between two consecutive chunks that carry generated text,
+// and how many tokens the later chunk carried. ITL = Gap / Tokens, counted
+// Tokens times.
+type Gap struct {
+	Gap    time.Duration
+	Tokens int32
+}
+
+// Result is one request measured. Every duration is on the monotonic clock
+// and counted from the actual send (the moment the request is handed to the
+// HTTP transport). Undefined durations are -1.
+type Result struct {
+	Outcome Outcome
+	Status  int // HTTP status, 0 when no response arrived
+	Stream  bool
+
+	TTFB time.Duration // response headers received
+	TTFT time.Duration // first chunk with generated text (content or reasoning); -1 unless streamed and seen
+	E2E  time.Duration // last byte of the response (or the failure)
+
+	// Gaps between chunks with generated text, in order. Reused across
+	// requests: copy before keeping.
+	Gaps []Gap
+
+	InputTokens   int32 // from usage; 0 if unknown
+	OutputTokens  int32 // from usage, else counted
+	CountedTokens int32 // text-bearing chunks counted (per-chunk usage where sent)
+	UsageReported bool  // the server sent usage
+	UsageMismatch bool  // usage disagrees with the counted tokens
+
+	// Ground truth, present only when the endpoint stamps its events (the
+	// reference endpoint does: llmprobe_emit_ns, llmprobe_ttft_ns).
+	GroundTruth bool
+	ServerTTFT  time.Duration // server's own request-arrival → first-token emit; -1 if absent
+	ServerQueue time.Duration // server-side queue wait; -1 if absent
+	// EmitLags: for each text-bearing event, receive wall time − the
+	// server's emit wall time. Reused across requests.
+	EmitLags []time.Duration
+}
+
+// Reset clears r for reuse, keeping slice capacity.
+func (r *Result) Reset() {
+	gaps, lags := r.Gaps[:0], r.EmitLags[:0]
+	*r = Result{TTFB: -1, TTFT: -1, E2E: -1, ServerTTFT: -1, ServerQueue: -1, Gaps: gaps, EmitLags: lags}
+}
