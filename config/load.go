@@ -1,0 +1,260 @@
+package config
+
+import (
+	_ "embed"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/common/config"
+	"github.com/prometheus/common/model"
+	"go.yaml.in/yaml/v2"
+)
+
+// Defaults applied while decoding. Fields that depend on other fields of the
+// same scenario (arrival, max_in_flight, burstiness, lengths) are filled in by
+// Scenario.UnmarshalYAML once the whole scenario is known.
+var (
+	DefaultGlobalConfig = GlobalConfig{
+		Seed:                  1,
+		LateDispatchThreshold: model.Duration(5 * time.Millisecond),
+	}
+	DefaultTarget = Target{
+		API:              APIOpenAIChat,
+		HTTPClientConfig: config.DefaultHTTPClientConfig,
+	}
+	DefaultScenario = Scenario{
+		Timeout: model.Duration(60 * time.Second),
+	}
+	DefaultOpenLoopMaxInFlight = 1000
+	DefaultBurstiness          = 1.0
+	DefaultInputTokens         = Length{Distribution: DistFixed, Value: 128}
+	DefaultOutputTokens        = Length{Distribution: DistFixed, Value: 64}
+	DefaultDatasetFormat       = DatasetShareGPT
+)
+
+// LoadFile reads, decodes and validates the file at path. (It is not named
+// Load: that is the load-shape type.) Relative paths inside it
+// (dataset files, credentials and TLS files) are resolved against the file's
+// directory, made absolute so that workers started elsewhere find them.
+func LoadFile(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config file: %w", err)
+	}
+	dir, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return nil, fmt.Errorf("config file %q: %w", path, err)
+	}
+	c, err := LoadBytes(data, dir)
+	if err != nil {
+		return nil, fmt.Errorf("config file %q: %w", path, err)
+	}
+	return c, nil
+}
+
+// LoadBytes decodes data strictly (an unknown field is an error), applies
+// defaults, resolves relative file paths against baseDir and validates. Every
+// problem found is reported, one per line, each led by the path of the field
+// at fault (see README.md, "Errors").
+func LoadBytes(data []byte, baseDir string) (*Config, error) {
+	c, err := decode(data)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.finish(baseDir); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+//go:embed default.yml
+var defaultYAML []byte
+
+// Default is the built-in configuration used when the daemon starts without
+// --config.file: the embedded default.yml, whose one target points at
+// referenceURL (the reference endpoint).
+func Default(referenceURL string) (*Config, error) {
+	c, err := decode(defaultYAML)
+	if err != nil {
+		return nil, fmt.Errorf("default config: %w", err)
+	}
+	c.Targets[0].URL = referenceURL
+	if err := c.finish(""); err != nil {
+		return nil, fmt.Errorf("default config: %w", err)
+	}
+	return c, nil
+}
+
+func decode(data []byte) (*Config, error) {
+	// Preset here too: an empty document never reaches Config.UnmarshalYAML.
+	c := &Config{Global: DefaultGlobalConfig}
+	if err := yaml.UnmarshalStrict(data, c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// finish resolves paths, normalizes and validates a decoded config.
+func (c *Config) finish(baseDir string) error {
+	for i := range c.Targets {
+		t := &c.Targets[i]
+		t.HTTPClientConfig.SetDirectory(baseDir)
+		// The API path is appended to the URL: a trailing slash would double.
+		t.URL = strings.TrimRight(t.URL, "/")
+	}
+	return c.validate(baseDir)
+}
+
+// UnmarshalYAML applies the global defaults, and collects decoding errors
+// that yaml reports without a position (bad durations, http_client_config
+// checks) under the index of the target or scenario they come from.
+func (c *Config) UnmarshalYAML(unmarshal func(interface{}) error) error {
+	var s struct {
+		Global    decodeGlobal     `yaml:"global,omitempty"`
+		Targets   []decodeTarget   `yaml:"targets"`
+		Scenarios []decodeScenario `yaml:"scenarios"`
+		Probes    []Probe          `yaml:"probes"`
+	}
+	s.Global.g = DefaultGlobalConfig
+	err := unmarshal(&s)
+	var errs []error
+	if err != nil {
+		errs = append(errs, err)
+	}
+	c.Global = s.Global.g
+	if s.Global.err != nil {
+		errs = append(errs, fmt.Errorf("global: %w", s.Global.err))
+	}
+	c.Targets = make([]Target, len(s.Targets))
+	for i, t := range s.Targets {
+		c.Targets[i] = t.t
+		if t.err != nil {
+			errs = append(errs, fmt.Errorf("targets[%d].http_client_config: %w", i, t.err))
+		}
+	}
+	c.Scenarios = make([]Scenario, len(s.Scenarios))
+	for i, sc := range s.Scenarios {
+		c.Scenarios[i] = sc.s
+		if sc.err != nil {
+			errs = append(errs, fmt.Errorf("scenarios[%d]: %w", i, sc.err))
+		}
+	}
+	c.Probes = s.Probes
+	return errors.Join(errs...)
+}
+
+// decodeGlobal keeps the global section's positionless decoding error (a bad
+// duration) instead of aborting the whole decode.
+type decodeGlobal struct {
+	g   GlobalConfig
+	err error
+}
+
+func (d *decodeGlobal) UnmarshalYAML(unmarshal func(interface{}) error) error {
+	return keepUntyped(d.g.UnmarshalYAML(unmarshal), &d.err)
+}
+
+// decodeTarget keeps a target's positionless decoding error instead of
+// aborting the whole decode, so that its index can be named.
+type decodeTarget struct {
+	t   Target
+	err error
+}
+
+func (d *decodeTarget) UnmarshalYAML(unmarshal func(interface{}) error) error {
+	return keepUntyped(d.t.UnmarshalYAML(unmarshal), &d.err)
+}
+
+type decodeScenario struct {
+	s   Scenario
+	err error
+}
+
+func (d *decodeScenario) UnmarshalYAML(unmarshal func(interface{}) error) error {
+	return keepUntyped(d.s.UnmarshalYAML(unmarshal), &d.err)
+}
+
+// keepUntyped passes yaml type errors (which carry line numbers) back to the
+// decoder and stores any other error in *kept.
+func keepUntyped(err error, kept *error) error {
+	var te *yaml.TypeError
+	if err == nil || errors.As(err, &te) {
+		return err
+	}
+	*kept = err
+	return nil
+}
+
+// UnmarshalYAML applies the global defaults to fields left unset.
+func (g *GlobalConfig) UnmarshalYAML(unmarshal func(interface{}) error) error {
+	*g = DefaultGlobalConfig
+	type global GlobalConfig
+	return unmarshal((*global)(g))
+}
+
+// UnmarshalYAML applies the target defaults: api openai-chat and Prometheus'
+// default HTTP client config (follow redirects, HTTP/2 enabled).
+func (t *Target) UnmarshalYAML(unmarshal func(interface{}) error) error {
+	*t = DefaultTarget
+	type target Target
+	return unmarshal((*target)(t))
+}
+
+// UnmarshalYAML applies the scenario defaults, including those that depend on
+// other fields of the scenario (see applyDefaults).
+func (s *Scenario) UnmarshalYAML(unmarshal func(interface{}) error) error {
+	*s = DefaultScenario
+	type scenario Scenario
+	if err := unmarshal((*scenario)(s)); err != nil {
+		return err
+	}
+	s.applyDefaults()
+	return nil
+}
+
+func (s *Scenario) applyDefaults() {
+	if s.Stream == nil {
+		stream := true
+		s.Stream = &stream
+	}
+	l := &s.Load
+	if l.Mode == "" {
+		l.Mode = LoadOpen
+	}
+	if l.Mode == LoadOpen {
+		if l.Arrival == "" {
+			l.Arrival = ArrivalPoisson
+		}
+		if l.MaxInFlight == 0 {
+			l.MaxInFlight = DefaultOpenLoopMaxInFlight
+		}
+		if l.Arrival == ArrivalGamma && l.Burstiness == 0 {
+			l.Burstiness = DefaultBurstiness
+		}
+	}
+	w := &s.Workload
+	if w.Dataset != nil && w.Dataset.Format == "" {
+		w.Dataset.Format = DefaultDatasetFormat
+	}
+	// With a dataset, unset lengths stay unset: prompts and output lengths
+	// come from the dataset's rows.
+	w.InputTokens.applyDefault(DefaultInputTokens, w.Dataset == nil)
+	w.OutputTokens.applyDefault(DefaultOutputTokens, w.Dataset == nil)
+}
+
+// applyDefault: a length with only value set is fixed; an entirely unset one
+// becomes def when useDefault.
+func (l *Length) applyDefault(def Length, useDefault bool) {
+	switch {
+	case *l == Length{}:
+		if useDefault {
+			*l = def
+		}
+	case l.Distribution == "" && l.Value != 0:
+		l.Distribution = DistFixed
+	}
+}
