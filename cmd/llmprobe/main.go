@@ -25,7 +25,7 @@ func main() {
 	promslogflag.AddFlags(app, logCfg)
 
 	runners := map[string]func(*slog.Logger) error{}
-	for _, c := range []command{simulateCommand} {
+	for _, c := range []command{daemonCommand, simulateCommand} {
 		clause, run := c(app)
 		runners[clause.FullCommand()] = run
 	}

@@ -1,0 +1,143 @@
+package collector
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/model"
+
+	"github.com/llmprobe/llmprobe/config"
+	"github.com/llmprobe/llmprobe/prober"
+	"github.com/llmprobe/llmprobe/record"
+)
+
+func scenario() *config.Scenario {
+	return &config.Scenario{
+		Name: "chat",
+		Load: config.Load{Mode: config.LoadOpen, Rate: 4, MaxInFlight: 10},
+		SLOs: []config.SLO{
+			{Name: "fast", TTFT: model.Duration(100 * time.Millisecond), TPOT: model.Duration(20 * time.Millisecond)},
+			{Name: "e2e", E2E: model.Duration(time.Second)},
+		},
+	}
+}
+
+// A streamed success of 5 tokens: TTFT 50ms, then four gaps of 10ms except
+// one chunk carrying 2 tokens after 20ms, e2e 90ms.
+func streamed() *record.Record {
+	r := &record.Record{Probe: 0, ScheduleDelay: 200 * time.Microsecond}
+	r.Result = prober.Result{
+		Outcome: prober.OutcomeSuccess, Status: 200, Stream: true,
+		TTFB: 5 * time.Millisecond, TTFT: 50 * time.Millisecond, E2E: 90 * time.Millisecond,
+		Gaps:        []prober.Gap{{Gap: 10 * time.Millisecond, Tokens: 1}, {Gap: 20 * time.Millisecond, Tokens: 2}, {Gap: 10 * time.Millisecond, Tokens: 1}},
+		InputTokens: 12, OutputTokens: 5, CountedTokens: 5, UsageReported: true,
+		ServerTTFT: -1, ServerQueue: -1,
+	}
+	return r
+}
+
+func TestObserveCountsAndSLOs(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	m := New(reg)
+	p := m.ForProbe("vllm", scenario())
+
+	p.Observe(streamed())
+	slow := streamed()
+	slow.TTFT = 150 * time.Millisecond // misses "fast", meets "e2e"
+	p.Observe(slow)
+	failed := streamed()
+	failed.Outcome, failed.Status = prober.OutcomeHTTP5xx, 503
+	failed.InputTokens, failed.OutputTokens = 0, 0
+	p.Observe(failed)
+	warm := streamed()
+	warm.Warmup = true
+	p.Observe(warm)
+
+	want := `
+# HELP llmprobe_slo_good_requests_total Requests that succeeded and met every threshold of the SLO objective.
+# TYPE llmprobe_slo_good_requests_total counter
+llmprobe_slo_good_requests_total{objective="e2e",scenario="chat",target="vllm"} 2
+llmprobe_slo_good_requests_total{objective="fast",scenario="chat",target="vllm"} 1
+# HELP llmprobe_slo_requests_total Requests judged against an SLO objective (after warm-up).
+# TYPE llmprobe_slo_requests_total counter
+llmprobe_slo_requests_total{objective="e2e",scenario="chat",target="vllm"} 3
+llmprobe_slo_requests_total{objective="fast",scenario="chat",target="vllm"} 3
+# HELP llmprobe_output_tokens_total Output tokens received, from the server's usage or counted when it sends none.
+# TYPE llmprobe_output_tokens_total counter
+llmprobe_output_tokens_total{scenario="chat",target="vllm"} 15
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want),
+		"llmprobe_slo_good_requests_total", "llmprobe_slo_requests_total", "llmprobe_output_tokens_total"); err != nil {
+		t.Fatal(err)
+	}
+	for outcome, n := range map[string]float64{"success": 3, "http_5xx": 1, "timeout": 0} {
+		if got := testutil.ToFloat64(m.requests.WithLabelValues("vllm", "chat", outcome)); got != n {
+			t.Errorf("requests_total{outcome=%q} = %v, want %v", outcome, got, n)
+		}
+	}
+	// Warm-up and failed requests stay out of latency histograms.
+	if got := testutil.CollectAndCount(m.ttft); got != 1 {
+		t.Fatalf("ttft series = %d", got)
+	}
+	h := histogramOf(t, reg, "llmprobe_time_to_first_token_seconds")
+	if h.GetSampleCount() != 2 || !near(h.GetSampleSum(), 0.2) {
+		t.Errorf("ttft count=%d sum=%v, want 2 and 0.2", h.GetSampleCount(), h.GetSampleSum())
+	}
+}
+
+func TestITLSpreadsMultiTokenChunks(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	p := New(reg).ForProbe("vllm", scenario())
+	p.Observe(streamed())
+	itl := histogramOf(t, reg, "llmprobe_inter_token_latency_seconds")
+	// Gaps 10ms×1, 20ms over 2 tokens → 10ms×2, 10ms×1: four observations of 10ms.
+	if itl.GetSampleCount() != 4 || !near(itl.GetSampleSum(), 0.04) {
+		t.Errorf("itl count=%d sum=%v, want 4 and 0.04", itl.GetSampleCount(), itl.GetSampleSum())
+	}
+	tpot := histogramOf(t, reg, "llmprobe_time_per_output_token_seconds")
+	if !near(tpot.GetSampleSum(), 0.010) { // (90-50)/(5-1) ms
+		t.Errorf("tpot = %v, want 0.010", tpot.GetSampleSum())
+	}
+	ntpot := histogramOf(t, reg, "llmprobe_normalized_time_per_output_token_seconds")
+	if !near(ntpot.GetSampleSum(), 0.018) { // 90/5 ms
+		t.Errorf("ntpot = %v, want 0.018", ntpot.GetSampleSum())
+	}
+	intended := histogramOf(t, reg, "llmprobe_intended_time_to_first_token_seconds")
+	if !near(intended.GetSampleSum(), 0.0502) {
+		t.Errorf("intended ttft = %v, want 0.0502", intended.GetSampleSum())
+	}
+	// Native buckets are exposed beside the classic ones.
+	if itl.GetSchema() == 0 && len(itl.GetPositiveSpan()) == 0 {
+		t.Errorf("no native buckets on the ITL histogram")
+	}
+	if len(itl.GetBucket()) == 0 {
+		t.Errorf("no classic buckets on the ITL histogram")
+	}
+}
+
+func TestBooksNeverGoBackwards(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	m := New(reg)
+	p := m.ForProbe("vllm", scenario())
+	b := NewBooks([]*Probe{p})
+	b.Apply([]record.ProbeCounts{{Scheduled: 10, Sent: 8, Dropped: 2, InFlight: 3}})
+	b.Apply([]record.ProbeCounts{{Scheduled: 15, Sent: 12, Dropped: 3, InFlight: 1}})
+	// The source restarts: its counters start again from zero.
+	b2 := NewBooks([]*Probe{p})
+	b.Close()
+	b2.Apply([]record.ProbeCounts{{Scheduled: 4, Sent: 4, InFlight: 2}})
+	if got := testutil.ToFloat64(p.Scheduled); got != 19 {
+		t.Errorf("scheduled = %v, want 19", got)
+	}
+	if got := testutil.ToFloat64(p.Dropped); got != 3 {
+		t.Errorf("dropped = %v, want 3", got)
+	}
+	if got := testutil.ToFloat64(p.InFlight); got != 2 {
+		t.Errorf("in flight = %v, want 2", got)
+	}
+}
+
+func near(a, b float64) bool { d := a - b; return d < 1e-9 && d > -1e-9 }

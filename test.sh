@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine (run as root): installs what the
+# tests need (Debian's prometheus and promtool, for the end-to-end scrape test
+# and the rule tests), checks formatting and vet, then tests every package.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+	apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus
+fi
+
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+	echo "gofmt would change: $unformatted" >&2
+	exit 1
+fi
+go vet ./...
+go build -o /dev/null ./cmd/llmprobe
+go test -count=1 -timeout 20m ./...
