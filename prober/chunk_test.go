@@ -130,15 +130,15 @@ func chunkEqual(a, b *Chunk) bool {
 
 func TestChunkHasText(t *testing.T) {
 	for in, want := range map[string]bool{
-		`{"choices":[{"delta":{"role":"assistant"}}]}`:                false,
-		`{"choices":[{"delta":{"role":"assistant","content":""}}]}`:   false,
-		`{"choices":[{"delta":{"content":null,"reasoning":""}}]}`:     false,
-		`{"choices":[],"usage":{"completion_tokens":5}}`:              false,
-		`{"choices":[{"delta":{"content":" "}}]}`:                     true,
-		`{"choices":[{"delta":{"reasoning_content":"x"}}]}`:           true,
-		`{"choices":[{"text":"x"}]}`:                                  true,
-		`{"choices":[{"text":""}]}`:                                   false,
-		`{"choices":[{"delta":{"content":"\n"}}]}`:                    true,
+		`{"choices":[{"delta":{"role":"assistant"}}]}`:                 false,
+		`{"choices":[{"delta":{"role":"assistant","content":""}}]}`:    false,
+		`{"choices":[{"delta":{"content":null,"reasoning":""}}]}`:      false,
+		`{"choices":[],"usage":{"completion_tokens":5}}`:               false,
+		`{"choices":[{"delta":{"content":" "}}]}`:                      true,
+		`{"choices":[{"delta":{"reasoning_content":"x"}}]}`:            true,
+		`{"choices":[{"text":"x"}]}`:                                   true,
+		`{"choices":[{"text":""}]}`:                                    false,
+		`{"choices":[{"delta":{"content":"\n"}}]}`:                     true,
 		`{"choices":[{"delta":{"content":"x"}}],"llmprobe_emit_ns":1}`: true,
 	} {
 		var c Chunk

@@ -170,8 +170,8 @@ func fakeClock() (func() time.Time, time.Time) {
 func TestSSEReaderStampIsTheReadThatCompletedTheEvent(t *testing.T) {
 	r := &piecesReader{pieces: []string{
 		"da", "ta: {\"a\"", ":1}\n", "\n", // event 1 completes on read 4
-		"data: b\n\ndata: c\n\n", // events 2 and 3 on read 5
-		": keep-alive\n\n",       // read 6, no event
+		"data: b\n\ndata: c\n\n",           // events 2 and 3 on read 5
+		": keep-alive\n\n",                 // read 6, no event
 		"data: [DO", "NE]\r", "\n", "\r\n", // CR then LF split across reads: [DONE] on read 10
 	}}
 	s := NewSSEReader(r, 0)
