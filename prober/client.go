@@ -1,0 +1,651 @@
+package prober
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptrace"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	promconfig "github.com/prometheus/common/config"
+
+	"github.com/llmprobe/llmprobe/config"
+)
+
+// Request is one request to send. The prompt is JSON-escaped into the body.
+type Request struct {
+	Prompt    string
+	MaxTokens int // omitted from the body when <= 0
+	Stream    bool
+}
+
+const (
+	// maxErrorDrain bounds how much of a non-2xx body is read (and
+	// discarded) so that the connection can be reused.
+	maxErrorDrain = 64 << 10
+	// maxDoneDrain bounds the read after [DONE] that reaches the end of the
+	// body, which lets the transport reuse the connection.
+	maxDoneDrain = 4 << 10
+	// maxJSONResponse caps a non-streamed response body.
+	maxJSONResponse = 16 << 20
+)
+
+// managedBodyFields are set by llmprobe; target body extras may not override
+// them (config validation rejects them too).
+var managedBodyFields = []string{"model", "messages", "prompt", "stream", "stream_options", "max_tokens", "max_completion_tokens"}
+
+// Client sends measured requests to one target. It is safe for concurrent
+// use.
+type Client struct {
+	target string
+	http   *http.Client
+	url    *url.URL
+	chat   bool
+	// Headers are built once and shared read-only by every request: neither
+	// net/http nor prometheus/common's round trippers (which clone the
+	// request before adding auth) write to them.
+	streamHeader, plainHeader http.Header
+	// Body prefixes, pre-encoded once: everything up to the prompt.
+	streamPrefix, plainPrefix []byte
+	logger                    *slog.Logger
+}
+
+// NewClient builds a client for t. The HTTP client comes from t's
+// http_client_config (auth, TLS, proxy) with keep-alive on; prometheus/common's
+// transport already disables compression (we time bytes as they arrive, not
+// as a decompressor releases them) and keeps up to 1000 idle connections per
+// host, enough for the concurrency one worker drives.
+func NewClient(t *config.Target, logger *slog.Logger) (*Client, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	c := &Client{target: t.Name, logger: logger}
+	switch t.API {
+	case config.APIOpenAIChat, "":
+		c.chat = true
+	case config.APIOpenAICompletions:
+	default:
+		return nil, fmt.Errorf("target %q: unknown api %q", t.Name, t.API)
+	}
+	u, err := apiURL(t.URL, c.chat)
+	if err != nil {
+		// The parse error would quote the URL, which may hold a password.
+		return nil, fmt.Errorf("target %q: invalid url", t.Name)
+	}
+	c.url = u
+	if err := t.HTTPClientConfig.Validate(); err != nil {
+		return nil, fmt.Errorf("target %q: http_client_config: %w", t.Name, err)
+	}
+	hc, err := promconfig.NewClientFromConfig(t.HTTPClientConfig, "llmprobe")
+	if err != nil {
+		return nil, fmt.Errorf("target %q: http client: %w", t.Name, err)
+	}
+	c.http = hc
+
+	c.plainHeader = http.Header{}
+	for k, v := range t.Headers {
+		c.plainHeader.Set(k, v)
+	}
+	c.plainHeader.Set("Content-Type", "application/json")
+	c.plainHeader.Set("User-Agent", "llmprobe")
+	c.streamHeader = c.plainHeader.Clone()
+	c.streamHeader.Set("Accept", "text/event-stream")
+	c.plainHeader.Set("Accept", "application/json")
+
+	extras, err := encodeExtras(t.Body)
+	if err != nil {
+		return nil, fmt.Errorf("target %q: body: %w", t.Name, err)
+	}
+	c.streamPrefix = c.prefix(t.Model, extras, true)
+	c.plainPrefix = c.prefix(t.Model, extras, false)
+	return c, nil
+}
+
+// apiURL appends the API path to base, without doubling a trailing /v1.
+func apiURL(base string, chat bool) (*url.URL, error) {
+	u, err := url.Parse(base)
+	if err != nil {
+		return nil, err
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return nil, errors.New("not an absolute http(s) url")
+	}
+	p := strings.TrimRight(u.Path, "/")
+	if !strings.HasSuffix(p, "/v1") {
+		p += "/v1"
+	}
+	if chat {
+		p += "/chat/completions"
+	} else {
+		p += "/completions"
+	}
+	u.Path, u.RawPath = p, ""
+	return u, nil
+}
+
+// encodeExtras encodes target body extras as `"k":v,` pairs in key order.
+func encodeExtras(body map[string]interface{}) ([]byte, error) {
+	keys := make([]string, 0, len(body))
+	for k := range body {
+		for _, m := range managedBodyFields {
+			if k == m {
+				return nil, fmt.Errorf("field %q is set by llmprobe", k)
+			}
+		}
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var out []byte
+	for _, k := range keys {
+		v, err := json.Marshal(jsonable(body[k]))
+		if err != nil {
+			return nil, fmt.Errorf("field %q: %w", k, err)
+		}
+		out = appendJSONString(out, k)
+		out = append(out, ':')
+		out = append(out, v...)
+		out = append(out, ',')
+	}
+	return out, nil
+}
+
+// jsonable converts YAML's map[interface{}]interface{} (which encoding/json
+// rejects) into map[string]interface{}, recursively.
+func jsonable(v interface{}) interface{} {
+	switch v := v.(type) {
+	case map[interface{}]interface{}:
+		m := make(map[string]interface{}, len(v))
+		for k, e := range v {
+			m[fmt.Sprint(k)] = jsonable(e)
+		}
+		return m
+	case map[string]interface{}:
+		m := make(map[string]interface{}, len(v))
+		for k, e := range v {
+			m[k] = jsonable(e)
+		}
+		return m
+	case []interface{}:
+		s := make([]interface{}, len(v))
+		for i, e := range v {
+			s[i] = jsonable(e)
+		}
+		return s
+	}
+	return v
+}
+
+func (c *Client) prefix(model string, extras []byte, stream bool) []byte {
+	b := []byte(`{"model":`)
+	b = appendJSONString(b, model)
+	b = append(b, ',')
+	b = append(b, extras...)
+	if stream {
+		b = append(b, `"stream":true,"stream_options":{"include_usage":true},`...)
+	}
+	if c.chat {
+		b = append(b, `"messages":[{"role":"user","content":`...)
+	} else {
+		b = append(b, `"prompt":`...)
+	}
+	return b
+}
+
+// appendBody appends the whole request body for req.
+func (c *Client) appendBody(b []byte, req *Request) []byte {
+	if req.Stream {
+		b = append(b, c.streamPrefix...)
+	} else {
+		b = append(b, c.plainPrefix...)
+	}
+	b = appendJSONString(b, req.Prompt)
+	if c.chat {
+		b = append(b, "}]"...)
+	}
+	if req.MaxTokens > 0 {
+		b = append(b, `,"max_tokens":`...)
+		b = strconv.AppendInt(b, int64(req.MaxTokens), 10)
+	}
+	return append(b, '}')
+}
+
+// appendJSONString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD,
+// as encoding/json does.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, "\ufffd"...)
+			i++
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// Close closes idle connections.
+func (c *Client) Close() { c.http.CloseIdleConnections() }
+
+// reqBody is a pooled request body. The transport may read and close the body
+// on its own goroutine, even after Do returns, so the buffer goes back to the
+// pool only when both Do and every reader handed to the transport let go.
+type reqBody struct {
+	buf     []byte
+	refs    atomic.Int32
+	first   bodyReader
+	getBody func() (io.ReadCloser, error) // bound once: a method value per request would allocate
+}
+
+type bodyReader struct {
+	rb     *reqBody
+	off    int
+	closed atomic.Bool
+}
+
+func (r *bodyReader) Read(p []byte) (int, error) {
+	if r.off >= len(r.rb.buf) {
+		return 0, io.EOF
+	}
+	n := copy(p, r.rb.buf[r.off:])
+	r.off += n
+	return n, nil
+}
+
+func (r *bodyReader) Close() error {
+	if r.closed.CompareAndSwap(false, true) {
+		r.rb.release()
+	}
+	return nil
+}
+
+// newReader serves GetBody (redirects, HTTP/2 retries): rare, so it may
+// allocate.
+func (rb *reqBody) newReader() (io.ReadCloser, error) {
+	rb.refs.Add(1)
+	return &bodyReader{rb: rb}, nil
+}
+
+func (rb *reqBody) release() {
+	if rb.refs.Add(-1) == 0 {
+		bodyPool.Put(rb)
+	}
+}
+
+var bodyPool = sync.Pool{New: func() any {
+	rb := &reqBody{}
+	rb.getBody = rb.newReader
+	return rb
+}}
+
+// doState is per-request scratch, pooled so that a request in steady state
+// allocates only what net/http itself does.
+type doState struct {
+	sent      time.Time
+	firstByte atomic.Int64 // ns after sent; 0 until the first response byte
+	trace     httptrace.ClientTrace
+	sse       *SSEReader
+	chunk     Chunk
+	buf       []byte // non-streamed response body
+}
+
+func (st *doState) gotFirstResponseByte() {
+	st.firstByte.Store(int64(max(time.Since(st.sent), 1)))
+}
+
+var statePool = sync.Pool{New: func() any {
+	st := &doState{sse: NewSSEReader(nil, DefaultMaxEventSize)}
+	st.trace.GotFirstResponseByte = st.gotFirstResponseByte
+	return st
+}}
+
+// Do sends req and measures it into res (reset first). It returns the send
+// instant: the moment just before the request was handed to the HTTP client,
+// from which every duration in res counts (the load engine's schedule delay is
+// this minus the intended send time).
+//
+// The scenario timeout is ctx's deadline: passing it yields OutcomeTimeout;
+// a cancellation of ctx yields OutcomeCanceled.
+func (c *Client) Do(ctx context.Context, req Request, res *Result) (sent time.Time) {
+	res.Reset()
+	res.Stream = req.Stream
+
+	rb := bodyPool.Get().(*reqBody)
+	rb.buf = c.appendBody(rb.buf[:0], &req)
+	rb.refs.Store(2) // Do's and the transport's
+	rb.first = bodyReader{rb: rb}
+	defer rb.release()
+
+	st := statePool.Get().(*doState)
+	st.firstByte.Store(0)
+	hreq := (&http.Request{
+		Method:        http.MethodPost,
+		URL:           c.url,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        c.plainHeader,
+		Body:          &rb.first,
+		GetBody:       rb.getBody,
+		ContentLength: int64(len(rb.buf)),
+		Host:          c.url.Host,
+	}).WithContext(httptrace.WithClientTrace(ctx, &st.trace))
+	if req.Stream {
+		hreq.Header = c.streamHeader
+	}
+
+	// Timing starts here: everything above is client work, not latency.
+	sent = time.Now()
+	st.sent = sent
+	resp, err := c.http.Do(hreq)
+	headersAt := time.Now()
+	if err != nil {
+		// The transport's read loop may still call the trace hook; do
+		// not hand st to another request.
+		res.Outcome = classify(ctx, err, false)
+		res.E2E = headersAt.Sub(sent)
+		c.debug("request failed", res, err)
+		return sent
+	}
+	defer statePool.Put(st)
+	defer resp.Body.Close()
+
+	res.Status = resp.StatusCode
+	// The trace hook runs on the transport's read loop as the first byte
+	// arrives, before header parsing and before the hand-off to this
+	// goroutine, so it is the more faithful TTFB; Do's return is the
+	// fallback.
+	if fb := st.firstByte.Load(); fb > 0 {
+		res.TTFB = time.Duration(fb)
+	} else {
+		res.TTFB = headersAt.Sub(sent)
+	}
+
+	switch code := resp.StatusCode; {
+	case code >= 200 && code <= 299:
+	default:
+		switch {
+		case code == http.StatusTooManyRequests:
+			res.Outcome = OutcomeHTTP429
+		case code >= 400 && code <= 499:
+			res.Outcome = OutcomeHTTP4xx
+		case code >= 500:
+			res.Outcome = OutcomeHTTP5xx
+		default: // 1xx, 3xx: not an answer we can measure
+			res.Outcome = OutcomeProtocolError
+		}
+		st.sse.Reset(resp.Body)
+		st.sse.Drain(maxErrorDrain)
+		st.sse.Reset(nil)
+		res.E2E = time.Since(sent)
+		c.debug("request failed", res, nil)
+		return sent
+	}
+
+	if req.Stream {
+		err = c.readStream(ctx, resp.Body, sent, res, st)
+	} else {
+		err = c.readJSON(ctx, resp.Body, sent, res, st)
+	}
+	if res.Outcome != OutcomeSuccess {
+		c.debug("request failed", res, err)
+	}
+	return sent
+}
+
+func (c *Client) debug(msg string, res *Result, err error) {
+	if !c.logger.Enabled(context.Background(), slog.LevelDebug) {
+		return
+	}
+	c.logger.Debug(msg, "target", c.target, "outcome", res.Outcome.String(), "status", res.Status, "err", err)
+}
+
+// classify maps an error to an outcome. The context decides first: its
+// deadline is the scenario timeout, its cancellation a shutdown or reload.
+func classify(ctx context.Context, err error, afterHeaders bool) Outcome {
+	if cerr := ctx.Err(); cerr != nil {
+		if errors.Is(cerr, context.DeadlineExceeded) {
+			return OutcomeTimeout
+		}
+		return OutcomeCanceled
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return OutcomeTimeout
+	case errors.Is(err, context.Canceled):
+		return OutcomeCanceled
+	case !afterHeaders:
+		return OutcomeConnectError
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		// The server closed the stream (cleanly, or mid-chunk) without
+		// [DONE].
+		return OutcomeTruncated
+	}
+	return OutcomeProtocolError // reset after headers, bad framing, oversized event
+}
+
+// readStream reads an SSE response and fills res. It returns the error that
+// ended the stream, if any, for logging.
+func (c *Client) readStream(ctx context.Context, body io.Reader, sent time.Time, res *Result, st *doState) error {
+	sse, ch := st.sse, &st.chunk
+	sse.Reset(body)
+	defer sse.Reset(nil) // do not keep the body reachable from the pool
+
+	var (
+		textChunks     int64
+		counted        int64
+		last           time.Time // stamp of the previous text-bearing event
+		continuous     bool      // per-chunk usage from the first text chunk on
+		prevCompletion int64
+		completion     int64
+		endErr         error
+	)
+	for {
+		ev, err := sse.Next()
+		if err != nil {
+			endErr = err
+			end := sse.LastRead()
+			switch {
+			case errors.Is(err, ErrEventTooLarge):
+				res.Outcome = OutcomeProtocolError
+			case err == io.EOF:
+				res.Outcome = OutcomeTruncated
+			default:
+				res.Outcome = classify(ctx, err, true)
+				end = time.Now() // the failure
+			}
+			if end.IsZero() {
+				end = time.Now()
+			}
+			res.E2E = end.Sub(sent)
+			break
+		}
+		if ev.Done {
+			res.Outcome = OutcomeSuccess
+			res.E2E = ev.Time.Sub(sent)
+			sse.Drain(maxDoneDrain)
+			break
+		}
+		if err := ParseChunk(ev.Data, ch); err != nil || ch.Error {
+			if err == nil {
+				err = errors.New("error event in stream")
+			}
+			endErr = err
+			res.Outcome = OutcomeProtocolError
+			res.E2E = ev.Time.Sub(sent)
+			break
+		}
+		if ch.HasServerTTFT {
+			res.ServerTTFT = time.Duration(ch.ServerTTFTNs)
+		}
+		if ch.HasServerQueue {
+			res.ServerQueue = time.Duration(ch.ServerQueueNs)
+		}
+		if ch.HasText() {
+			tokens := int64(1)
+			if textChunks == 0 {
+				res.TTFT = ev.Time.Sub(sent)
+				continuous = ch.HasUsage
+			}
+			if continuous && ch.HasUsage {
+				// Cumulative usage per chunk: this chunk's share.
+				if d := ch.CompletionTokens - prevCompletion; d > 1 {
+					tokens = d
+				}
+			}
+			if textChunks > 0 {
+				res.Gaps = append(res.Gaps, Gap{Gap: ev.Time.Sub(last), Tokens: int32(tokens)})
+			}
+			last = ev.Time
+			textChunks++
+			counted += tokens
+			if ch.HasEmit {
+				res.GroundTruth = true
+				// Wall clock on both sides: the one place wall time is
+				// right, since the server's clock is only known as wall.
+				res.EmitLags = append(res.EmitLags, time.Duration(ev.Time.UnixNano()-ch.EmitNs))
+			}
+		}
+		if ch.HasUsage {
+			res.UsageReported = true
+			res.InputTokens = int32(ch.PromptTokens)
+			completion = ch.CompletionTokens
+			prevCompletion = ch.CompletionTokens
+		}
+	}
+
+	res.CountedTokens = int32(counted)
+	res.OutputTokens = int32(counted)
+	if res.UsageReported {
+		res.OutputTokens = int32(completion)
+		// Servers that batch k tokens per chunk without per-chunk usage:
+		// if the total is an exact multiple, every chunk carried k.
+		if !continuous && textChunks > 0 && completion > textChunks && completion%textChunks == 0 {
+			k := int32(completion / textChunks)
+			for i := range res.Gaps {
+				res.Gaps[i].Tokens = k
+			}
+			res.CountedTokens = int32(completion)
+		}
+		res.UsageMismatch = int64(res.CountedTokens) != completion
+	}
+	return endErr
+}
+
+var errBodyTooLarge = errors.New("response body too large")
+
+// jsonResponse is what a non-streamed response tells us.
+type jsonResponse struct {
+	Object string          `json:"object"`
+	Error  json.RawMessage `json:"error"`
+	Usage  *struct {
+		PromptTokens     int64 `json:"prompt_tokens"`
+		CompletionTokens int64 `json:"completion_tokens"`
+	} `json:"usage"`
+	ServerTTFTNs  *int64 `json:"llmprobe_ttft_ns"`
+	ServerQueueNs *int64 `json:"llmprobe_queue_ns"`
+}
+
+// readJSON reads a non-streamed response. E2E is the arrival of its last
+// byte; TTFT stays undefined.
+func (c *Client) readJSON(ctx context.Context, body io.Reader, sent time.Time, res *Result, st *doState) error {
+	b := st.buf[:0]
+	var last time.Time
+	var err error
+	for {
+		if len(b) == cap(b) {
+			if cap(b) >= maxJSONResponse {
+				err = errBodyTooLarge
+				break
+			}
+			b = append(b, 0)[:len(b)]
+		}
+		var n int
+		n, err = body.Read(b[len(b):cap(b)])
+		if n > 0 {
+			last = time.Now()
+			b = b[:len(b)+n]
+		}
+		if err != nil {
+			break
+		}
+	}
+	st.buf = b[:0]
+	if err != io.EOF {
+		if errors.Is(err, errBodyTooLarge) {
+			res.Outcome = OutcomeProtocolError
+		} else {
+			res.Outcome = classify(ctx, err, true)
+		}
+		res.E2E = time.Since(sent)
+		return err
+	}
+	if last.IsZero() {
+		last = time.Now()
+	}
+	res.E2E = last.Sub(sent)
+	var r jsonResponse
+	if err := json.Unmarshal(b, &r); err != nil {
+		res.Outcome = OutcomeProtocolError
+		return err
+	}
+	if (len(r.Error) > 0 && string(r.Error) != "null") || r.Object == "error" {
+		res.Outcome = OutcomeProtocolError
+		return errors.New("error object in response")
+	}
+	res.Outcome = OutcomeSuccess
+	if r.Usage != nil {
+		res.UsageReported = true
+		res.InputTokens = int32(r.Usage.PromptTokens)
+		res.OutputTokens = int32(r.Usage.CompletionTokens)
+	}
+	if r.ServerTTFTNs != nil {
+		res.GroundTruth = true
+		res.ServerTTFT = time.Duration(*r.ServerTTFTNs)
+	}
+	if r.ServerQueueNs != nil {
+		res.GroundTruth = true
+		res.ServerQueue = time.Duration(*r.ServerQueueNs)
+	}
+	return nil
+}

@@ -1,0 +1,563 @@
+package prober
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	promconfig "github.com/prometheus/common/config"
+
+	"github.com/llmprobe/llmprobe/config"
+)
+
+func newTestClient(t testing.TB, url string, api config.API, mutate func(*config.Target)) *Client {
+	t.Helper()
+	tg := &config.Target{Name: "test", URL: url, API: api, Model: "m", HTTPClientConfig: promconfig.DefaultHTTPClientConfig}
+	if mutate != nil {
+		mutate(tg)
+	}
+	c, err := NewClient(tg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// sse writes one event per element, flushing each, sleeping before those
+// given a delay.
+type step struct {
+	delay time.Duration
+	data  string
+}
+
+func streamHandler(steps ...step) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		for _, s := range steps {
+			if s.delay > 0 {
+				select {
+				case <-time.After(s.delay):
+				case <-r.Context().Done():
+					return
+				}
+			}
+			fmt.Fprintf(w, "data: %s\n\n", s.data)
+			w.(http.Flusher).Flush()
+		}
+	}
+}
+
+func content(s string) string {
+	return `{"object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"` + s + `"},"finish_reason":null}]}`
+}
+
+const roleChunk = `{"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}`
+
+func usage(prompt, completion int) string {
+	return fmt.Sprintf(`{"choices":[],"usage":{"prompt_tokens":%d,"completion_tokens":%d,"total_tokens":%d}}`, prompt, completion, prompt+completion)
+}
+
+func do(t testing.TB, c *Client, req Request, timeout time.Duration) *Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	res := &Result{}
+	c.Do(ctx, req, res)
+	return res
+}
+
+func TestClientChatStreamSuccess(t *testing.T) {
+	const prompt = "say \"hi\"\n\tback\\ é \x01"
+	var body map[string]any
+	var hdr http.Header
+	var path string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		path, hdr = r.URL.Path, r.Header.Clone()
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+			t.Errorf("request body: %v", err)
+		}
+		streamHandler(
+			step{0, roleChunk}, // role-only: must not end TTFT
+			step{60 * time.Millisecond, content("Hello")},
+			step{30 * time.Millisecond, content(" big")},
+			step{30 * time.Millisecond, content(" world")},
+			step{0, usage(7, 3)},
+			step{0, "[DONE]"},
+		)(w, r)
+	}))
+	defer srv.Close()
+	c := newTestClient(t, srv.URL+"/", config.APIOpenAIChat, func(tg *config.Target) {
+		tg.Headers = map[string]string{"x-team": "llm"}
+		tg.Body = map[string]interface{}{"ignore_eos": true, "extra": map[interface{}]interface{}{"k": []interface{}{1, "v"}}}
+	})
+	res := &Result{}
+	sent := c.Do(context.Background(), Request{Prompt: prompt, MaxTokens: 3, Stream: true}, res)
+
+	if sent.IsZero() || time.Since(sent) < res.E2E {
+		t.Errorf("send instant %v inconsistent with E2E %v", sent, res.E2E)
+	}
+	if path != "/v1/chat/completions" {
+		t.Errorf("path %q", path)
+	}
+	if hdr.Get("Content-Type") != "application/json" || hdr.Get("Accept") != "text/event-stream" || hdr.Get("X-Team") != "llm" {
+		t.Errorf("headers %v", hdr)
+	}
+	msgs, _ := body["messages"].([]any)
+	if len(msgs) != 1 || msgs[0].(map[string]any)["content"] != strings.ToValidUTF8(prompt, "\ufffd") || msgs[0].(map[string]any)["role"] != "user" {
+		t.Errorf("messages %v", body["messages"])
+	}
+	so, _ := body["stream_options"].(map[string]any)
+	if body["model"] != "m" || body["stream"] != true || so["include_usage"] != true || body["max_tokens"] != 3.0 || body["ignore_eos"] != true {
+		t.Errorf("body %v", body)
+	}
+	if ex, _ := body["extra"].(map[string]any); ex == nil || fmt.Sprint(ex["k"]) != "[1 v]" {
+		t.Errorf("extra %v", body["extra"])
+	}
+
+	if res.Outcome != OutcomeSuccess || res.Status != 200 || !res.Stream {
+		t.Fatalf("outcome %v status %d", res.Outcome, res.Status)
+	}
+	// Server-side sleeps are lower bounds that hold on any machine.
+	if res.TTFB <= 0 || res.TTFB > res.TTFT {
+		t.Errorf("TTFB %v, TTFT %v", res.TTFB, res.TTFT)
+	}
+	if res.TTFT < 60*time.Millisecond {
+		t.Errorf("TTFT %v ended before the first content chunk (role-only chunk counted?)", res.TTFT)
+	}
+	if len(res.Gaps) != 2 {
+		t.Fatalf("gaps %v", res.Gaps)
+	}
+	for _, g := range res.Gaps {
+		if g.Gap < 30*time.Millisecond || g.Tokens != 1 {
+			t.Errorf("gap %+v", g)
+		}
+	}
+	if res.E2E < res.TTFT+60*time.Millisecond {
+		t.Errorf("E2E %v, TTFT %v", res.E2E, res.TTFT)
+	}
+	if res.InputTokens != 7 || res.OutputTokens != 3 || res.CountedTokens != 3 || !res.UsageReported || res.UsageMismatch {
+		t.Errorf("tokens %+v", res)
+	}
+	if res.GroundTruth || res.ServerTTFT != -1 || res.ServerQueue != -1 || len(res.EmitLags) != 0 {
+		t.Errorf("ground truth without stamps: %+v", res)
+	}
+}
+
+func TestClientReasoningEndsTTFT(t *testing.T) {
+	srv := httptest.NewServer(streamHandler(
+		step{0, roleChunk},
+		step{0, `{"choices":[{"delta":{"reasoning_content":"think"}}]}`},
+		step{80 * time.Millisecond, `{"choices":[{"delta":{"reasoning":"more"}}]}`},
+		step{80 * time.Millisecond, content("answer")},
+		step{0, "[DONE]"},
+	))
+	defer srv.Close()
+	res := do(t, newTestClient(t, srv.URL, "", nil), Request{Prompt: "p", Stream: true}, 5*time.Second)
+	if res.Outcome != OutcomeSuccess || len(res.Gaps) != 2 || res.CountedTokens != 3 {
+		t.Fatalf("outcome %v gaps %v counted %d", res.Outcome, res.Gaps, res.CountedTokens)
+	}
+	// TTFT ended at the first reasoning chunk: both later chunks came after
+	// a pause.
+	if res.Gaps[0].Gap < 80*time.Millisecond || res.Gaps[1].Gap < 80*time.Millisecond {
+		t.Errorf("gaps %v", res.Gaps)
+	}
+	if res.UsageReported || res.OutputTokens != 3 {
+		t.Errorf("tokens %+v", res)
+	}
+}
+
+func TestClientCompletions(t *testing.T) {
+	var body map[string]any
+	var path string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		path = r.URL.Path
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		streamHandler(
+			step{0, `{"object":"text_completion","choices":[{"index":0,"text":"tok ","finish_reason":null}]}`},
+			step{0, `{"object":"text_completion","choices":[{"index":0,"text":"tok ","finish_reason":"length"}]}`},
+			step{0, usage(2, 2)},
+			step{0, "[DONE]"},
+		)(w, r)
+	}))
+	defer srv.Close()
+	// A base URL already ending in /v1 is not doubled.
+	res := do(t, newTestClient(t, srv.URL+"/v1", config.APIOpenAICompletions, nil), Request{Prompt: "a b", MaxTokens: 2, Stream: true}, 5*time.Second)
+	if path != "/v1/completions" || body["prompt"] != "a b" || body["max_tokens"] != 2.0 || body["messages"] != nil {
+		t.Errorf("path %q body %v", path, body)
+	}
+	if res.Outcome != OutcomeSuccess || res.CountedTokens != 2 || res.OutputTokens != 2 || len(res.Gaps) != 1 || res.TTFT < 0 {
+		t.Errorf("%+v", res)
+	}
+}
+
+func TestClientTokenAccounting(t *testing.T) {
+	withUsage := func(s string, completion int) string {
+		return `{"choices":[{"delta":{"content":"` + s + `"}}],"usage":{"prompt_tokens":1,"completion_tokens":` + fmt.Sprint(completion) + `}}`
+	}
+	for _, tc := range []struct {
+		name       string
+		steps      []step
+		gapTokens  []int32
+		counted    int32
+		output     int32
+		reported   bool
+		mismatched bool
+	}{
+		{
+			name:      "continuous usage: per-chunk deltas",
+			steps:     []step{{0, `{"choices":[{"delta":{"role":"assistant"}}],"usage":{"prompt_tokens":1,"completion_tokens":0}}`}, {0, withUsage("a", 1)}, {0, withUsage("bc", 3)}, {0, withUsage("d", 4)}, {0, usage(1, 4)}, {0, "[DONE]"}},
+			gapTokens: []int32{2, 1}, counted: 4, output: 4, reported: true,
+		},
+		{
+			name:      "k tokens per chunk spread from final usage",
+			steps:     []step{{0, content("ab")}, {0, content("cd")}, {0, content("ef")}, {0, usage(1, 6)}, {0, "[DONE]"}},
+			gapTokens: []int32{2, 2}, counted: 6, output: 6, reported: true,
+		},
+		{
+			name:      "usage disagrees",
+			steps:     []step{{0, content("a")}, {0, content("b")}, {0, content("c")}, {0, usage(1, 4)}, {0, "[DONE]"}},
+			gapTokens: []int32{1, 1}, counted: 3, output: 4, reported: true, mismatched: true,
+		},
+		{
+			name:      "usage only on the last text chunk is a total, not a delta",
+			steps:     []step{{0, content("a")}, {0, content("b")}, {0, withUsage("c", 3)}, {0, "[DONE]"}},
+			gapTokens: []int32{1, 1}, counted: 3, output: 3, reported: true,
+		},
+		{
+			name:      "no usage: counted",
+			steps:     []step{{0, content("a")}, {0, content("b")}, {0, "[DONE]"}},
+			gapTokens: []int32{1}, counted: 2, output: 2,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(streamHandler(tc.steps...))
+			defer srv.Close()
+			res := do(t, newTestClient(t, srv.URL, "", nil), Request{Prompt: "p", Stream: true}, 5*time.Second)
+			if res.Outcome != OutcomeSuccess {
+				t.Fatalf("outcome %v", res.Outcome)
+			}
+			var got []int32
+			for _, g := range res.Gaps {
+				got = append(got, g.Tokens)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.gapTokens) || res.CountedTokens != tc.counted || res.OutputTokens != tc.output ||
+				res.UsageReported != tc.reported || res.UsageMismatch != tc.mismatched {
+				t.Errorf("gap tokens %v counted %d output %d reported %v mismatch %v", got, res.CountedTokens, res.OutputTokens, res.UsageReported, res.UsageMismatch)
+			}
+		})
+	}
+}
+
+func TestClientGroundTruth(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := range 3 {
+			if i > 0 {
+				time.Sleep(10 * time.Millisecond)
+			}
+			fmt.Fprintf(w, "data: {\"choices\":[{\"delta\":{\"content\":\"t \"}}],\"llmprobe_emit_ns\":%d,\"llmprobe_ttft_ns\":1500000,\"llmprobe_queue_ns\":250000}\n\n", time.Now().UnixNano())
+			w.(http.Flusher).Flush()
+		}
+		fmt.Fprint(w, "data: [DONE]\n\n")
+	}))
+	defer srv.Close()
+	res := do(t, newTestClient(t, srv.URL, "", nil), Request{Prompt: "p", Stream: true}, 5*time.Second)
+	if res.Outcome != OutcomeSuccess || !res.GroundTruth || res.ServerTTFT != 1500*time.Microsecond || res.ServerQueue != 250*time.Microsecond {
+		t.Fatalf("%+v", res)
+	}
+	if len(res.EmitLags) != 3 {
+		t.Fatalf("lags %v", res.EmitLags)
+	}
+	for _, l := range res.EmitLags {
+		// Same host, same wall clock: the lag is the loopback delivery
+		// time, non-negative and far below the request's length.
+		if l < 0 || l > res.E2E {
+			t.Errorf("lag %v (E2E %v)", l, res.E2E)
+		}
+	}
+}
+
+func TestClientOutcomes(t *testing.T) {
+	big := strings.Repeat("x", DefaultMaxEventSize+10)
+	for _, tc := range []struct {
+		name    string
+		handler http.HandlerFunc
+		stream  bool
+		timeout time.Duration
+		want    Outcome
+		status  int
+	}{
+		{"429", statusHandler(429), true, 5 * time.Second, OutcomeHTTP429, 429},
+		{"404", statusHandler(404), true, 5 * time.Second, OutcomeHTTP4xx, 404},
+		{"500", statusHandler(500), true, 5 * time.Second, OutcomeHTTP5xx, 500},
+		{"503", statusHandler(503), false, 5 * time.Second, OutcomeHTTP5xx, 503},
+		{"302 not followed", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/x", http.StatusFound) }, true, 5 * time.Second, OutcomeProtocolError, 302},
+		{"truncated", streamHandler(step{0, content("a")}, step{0, content("b")}), true, 5 * time.Second, OutcomeTruncated, 200},
+		{"malformed event", streamHandler(step{0, content("a")}, step{0, `{"choices":[`}, step{0, "[DONE]"}), true, 5 * time.Second, OutcomeProtocolError, 200},
+		{"error event", streamHandler(step{0, content("a")}, step{0, `{"error":{"object":"error","message":"boom","code":500}}`}), true, 5 * time.Second, OutcomeProtocolError, 200},
+		{"oversized event", streamHandler(step{0, content("a")}, step{0, `{"choices":[{"delta":{"content":"` + big + `"}}]}`}, step{0, "[DONE]"}), true, 5 * time.Second, OutcomeProtocolError, 200},
+		{"stall beyond timeout", streamHandler(step{0, content("a")}, step{10 * time.Second, "[DONE]"}), true, 150 * time.Millisecond, OutcomeTimeout, 200},
+		{"timeout before headers", func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body) // lets the server notice the client leaving
+			select {
+			case <-time.After(10 * time.Second):
+			case <-r.Context().Done():
+			}
+		}, true, 100 * time.Millisecond, OutcomeTimeout, 0},
+		{"reset mid-stream", resetHandler(true), true, 5 * time.Second, OutcomeProtocolError, 200},
+		{"reset before headers", resetHandler(false), true, 5 * time.Second, OutcomeConnectError, 0},
+		{"json success", jsonHandler(`{"choices":[{"message":{"content":"hi"}}],"usage":{"prompt_tokens":4,"completion_tokens":9}}`), false, 5 * time.Second, OutcomeSuccess, 200},
+		{"json malformed", jsonHandler(`{"choices":[`), false, 5 * time.Second, OutcomeProtocolError, 200},
+		{"json error object", jsonHandler(`{"error":{"message":"bad"}}`), false, 5 * time.Second, OutcomeProtocolError, 200},
+		{"json stall beyond timeout", func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body)
+			w.WriteHeader(200)
+			w.(http.Flusher).Flush()
+			<-r.Context().Done()
+		}, false, 100 * time.Millisecond, OutcomeTimeout, 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(tc.handler)
+			defer srv.Close()
+			c := newTestClient(t, srv.URL, "", func(tg *config.Target) { tg.HTTPClientConfig.FollowRedirects = false })
+			start := time.Now()
+			res := do(t, c, Request{Prompt: "p", Stream: tc.stream}, tc.timeout)
+			if res.Outcome != tc.want || res.Status != tc.status {
+				t.Fatalf("outcome %v status %d, want %v %d", res.Outcome, res.Status, tc.want, tc.status)
+			}
+			if res.E2E <= 0 || res.E2E > time.Since(start) {
+				t.Errorf("E2E %v", res.E2E)
+			}
+			if tc.want == OutcomeTimeout && res.E2E < tc.timeout {
+				t.Errorf("timeout E2E %v before the deadline %v", res.E2E, tc.timeout)
+			}
+			if (res.Status == 0) != (res.TTFB == -1) {
+				t.Errorf("TTFB %v with status %d", res.TTFB, res.Status)
+			}
+			if !tc.stream && res.TTFT != -1 {
+				t.Errorf("TTFT %v for a non-streamed request", res.TTFT)
+			}
+			if tc.name == "json success" && (res.OutputTokens != 9 || res.InputTokens != 4 || !res.UsageReported) {
+				t.Errorf("tokens %+v", res)
+			}
+			if tc.name == "truncated" && (res.CountedTokens != 2 || res.TTFT < 0) {
+				t.Errorf("truncated stream lost what it showed: %+v", res)
+			}
+		})
+	}
+}
+
+func statusHandler(code int) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, `{"error":{"message":"nope"}}`, code)
+	}
+}
+
+func jsonHandler(body string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, body)
+	}
+}
+
+// resetHandler hijacks the connection and resets it (RST, via linger 0),
+// after the headers and one event or before anything.
+func resetHandler(afterHeaders bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		conn, buf, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			panic(err)
+		}
+		if afterHeaders {
+			ev := "data: " + content("a") + "\n\n"
+			fmt.Fprintf(buf, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n", len(ev), ev)
+			buf.Flush()
+			// Let the client take the headers before the reset: an RST
+			// drops data still unread in the client's socket.
+			time.Sleep(200 * time.Millisecond)
+		}
+		conn.(*net.TCPConn).SetLinger(0)
+		conn.Close()
+	}
+}
+
+func TestClientConnectError(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	res := do(t, newTestClient(t, "http://"+addr, "", nil), Request{Prompt: "p", Stream: true}, 5*time.Second)
+	if res.Outcome != OutcomeConnectError || res.Status != 0 || res.TTFB != -1 || res.E2E < 0 {
+		t.Fatalf("%+v", res)
+	}
+}
+
+func TestClientCanceled(t *testing.T) {
+	srv := httptest.NewServer(streamHandler(step{0, content("a")}, step{10 * time.Second, "[DONE]"}))
+	defer srv.Close()
+	c := newTestClient(t, srv.URL, "", nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	// A scenario timeout (deadline) under the canceled parent: the parent's
+	// cancellation is what ended the request.
+	tctx, tcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer tcancel()
+	res := &Result{}
+	c.Do(tctx, Request{Prompt: "p", Stream: true}, res)
+	if res.Outcome != OutcomeCanceled || res.CountedTokens != 1 {
+		t.Fatalf("%+v", res)
+	}
+}
+
+func TestClientReusesConnections(t *testing.T) {
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(streamHandler(step{0, content("a")}, step{0, content("b")}, step{0, usage(1, 2)}, step{0, "[DONE]"}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	c := newTestClient(t, srv.URL, "", nil)
+	for range 10 {
+		if res := do(t, c, Request{Prompt: "p", Stream: true}, 5*time.Second); res.Outcome != OutcomeSuccess {
+			t.Fatalf("outcome %v", res.Outcome)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("%d connections for 10 sequential requests, want 1 (body not drained after [DONE]?)", n)
+	}
+}
+
+func TestClientConcurrent(t *testing.T) {
+	srv := httptest.NewServer(streamHandler(step{0, roleChunk}, step{0, content("a")}, step{time.Millisecond, content("b")}, step{0, usage(1, 2)}, step{0, "[DONE]"}))
+	defer srv.Close()
+	c := newTestClient(t, srv.URL, "", func(tg *config.Target) { tg.Headers = map[string]string{"X-A": "b"} })
+	var wg sync.WaitGroup
+	var failed atomic.Int32
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res := &Result{}
+			for i := range 20 {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				c.Do(ctx, Request{Prompt: fmt.Sprint("p", g, i), MaxTokens: 2, Stream: i%2 == 0}, res)
+				cancel()
+				if res.Outcome != OutcomeSuccess && !(i%2 == 1 && res.Outcome == OutcomeProtocolError) {
+					failed.Add(1)
+				}
+				if i%2 == 0 && (res.CountedTokens != 2 || len(res.Gaps) != 1) {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := failed.Load(); n != 0 {
+		t.Fatalf("%d bad results", n)
+	}
+}
+
+func TestClientSecretsStayOut(t *testing.T) {
+	const token, password = "tok-SuperSecret-123", "pw-Hunter2-456"
+	var gotAuth atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gotAuth.Store(r.Header.Get("Authorization"))
+		http.Error(w, "down", 500)
+	}))
+	defer srv.Close()
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	mk := func(url string) (*Client, error) {
+		tg := &config.Target{Name: "t", URL: url, Model: "m", HTTPClientConfig: promconfig.DefaultHTTPClientConfig}
+		tg.HTTPClientConfig.Authorization = &promconfig.Authorization{Type: "Bearer", Credentials: token}
+		return NewClient(tg, logger)
+	}
+	c, err := mk(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if res := do(t, c, Request{Prompt: "p", Stream: true}, 5*time.Second); res.Outcome != OutcomeHTTP5xx {
+		t.Fatalf("outcome %v", res.Outcome)
+	}
+	if gotAuth.Load() != "Bearer "+token {
+		t.Fatalf("authorization not sent: %q", gotAuth.Load())
+	}
+	// A connect error, with a password in the URL's userinfo.
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	c2, err := mk("http://user:" + password + "@" + addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if res := do(t, c2, Request{Prompt: "p", Stream: true}, 5*time.Second); res.Outcome != OutcomeConnectError {
+		t.Fatalf("outcome %v", res.Outcome)
+	}
+	if !strings.Contains(logs.String(), "connect") && !strings.Contains(logs.String(), "refused") {
+		t.Errorf("the failure was not logged: %s", logs.String())
+	}
+	// Construction errors.
+	_, err1 := mk("http://user:" + password + "@[::1")
+	tg := &config.Target{Name: "t", URL: srv.URL, Model: "m"}
+	tg.HTTPClientConfig.BasicAuth = &promconfig.BasicAuth{Username: "u", Password: promconfig.Secret(password), PasswordFile: "/nonexistent"}
+	_, err2 := NewClient(tg, logger)
+	for _, e := range []error{err1, err2} {
+		if e == nil {
+			t.Fatal("expected an error")
+		}
+		logs.WriteString(e.Error())
+	}
+	for _, s := range []string{token, password} {
+		if strings.Contains(logs.String(), s) {
+			t.Errorf("secret %q leaked: %s", s, logs.String())
+		}
+	}
+}
+
+func TestNewClientRejects(t *testing.T) {
+	for name, tg := range map[string]config.Target{
+		"bad api":       {Name: "t", URL: "http://127.0.0.1:1", API: "grpc", Model: "m"},
+		"relative url":  {Name: "t", URL: "/v1", Model: "m"},
+		"managed field": {Name: "t", URL: "http://127.0.0.1:1", Model: "m", Body: map[string]interface{}{"stream": false}},
+	} {
+		if _, err := NewClient(&tg, nil); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}
+
+func TestAppendJSONString(t *testing.T) {
+	for _, s := range []string{"", "plain", "q\"b\\s", "\n\r\t\x00\x1f\x7f", "é€😀", "bad\xffutf8\xc3", "\u2028<>&"} {
+		got := appendJSONString(nil, s)
+		var back string
+		if err := json.Unmarshal(got, &back); err != nil {
+			t.Fatalf("%q: %s: %v", s, got, err)
+		}
+		if back != strings.ToValidUTF8(s, "\ufffd") {
+			t.Errorf("%q round-tripped to %q", s, back)
+		}
+	}
+}
