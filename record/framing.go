@@ -51,8 +51,8 @@ const (
 	// reads. Bump it on any change to the header or a payload layout.
 	Version byte = 1
 	// MaxPayload caps a frame's payload so that a corrupt length never
-	// makes the decoder allocate without bound. A record with 64 gaps is
-	// about 400 bytes; a million gaps still fits.
+	// makes the decoder allocate without bound. A record with 64 gaps and
+	// 64 emit lags is about 570 bytes; a million gaps still fit.
 	MaxPayload = 16 << 20
 
 	// maxHeader is magic + version + kind + the longest length uvarint.
