@@ -1,11 +1,13 @@
 package record
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -690,4 +692,76 @@ func (r *loopReader) Read(p []byte) (int, error) {
 		r.off = (r.off + c) % len(r.b)
 	}
 	return n, nil
+}
+
+// TestOverAPipe runs the intended arrangement: an Encoder on a bufio.Writer
+// on an OS pipe, a Decoder in another goroutine, frames of every kind.
+func TestOverAPipe(t *testing.T) {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	const n = 2000
+	go func() {
+		defer pw.Close()
+		bw := bufio.NewWriter(pw)
+		enc := NewEncoder(bw)
+		for i := range n {
+			r := typicalRecord(i % 100)
+			r.Probe = uint32(i)
+			err := enc.EncodeRecord(r)
+			if err == nil && i%50 == 0 {
+				err = enc.EncodeSample(&Sample{Sent: uint64(i)})
+			}
+			if err == nil && i%100 == 0 {
+				err = enc.EncodeHeartbeat(uint64(i), int64(i))
+			}
+			if err != nil {
+				t.Error(err)
+				return
+			}
+		}
+		if err := bw.Flush(); err != nil {
+			t.Error(err)
+		}
+	}()
+	dec := NewDecoder(pr)
+	var rec Record
+	var s Sample
+	records, samples, beats := 0, 0, 0
+	for {
+		k, err := dec.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch k {
+		case KindRecord:
+			if err := dec.DecodeRecord(&rec); err != nil {
+				t.Fatal(err)
+			}
+			want := typicalRecord(records % 100)
+			want.Probe = uint32(records)
+			if !sameRecord(&rec, want) {
+				t.Fatalf("record %d differs", records)
+			}
+			records++
+		case KindSample:
+			if err := dec.DecodeSample(&s); err != nil || s.Sent != uint64(samples*50) {
+				t.Fatalf("sample %d: %+v, %v", samples, s, err)
+			}
+			samples++
+		case KindHeartbeat:
+			if seq, _, err := dec.DecodeHeartbeat(); err != nil || seq != uint64(beats*100) {
+				t.Fatalf("heartbeat %d: %d, %v", beats, seq, err)
+			}
+			beats++
+		}
+	}
+	if records != n || samples != n/50 || beats != n/100 {
+		t.Fatalf("got %d records, %d samples, %d heartbeats", records, samples, beats)
+	}
 }
