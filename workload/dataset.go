@@ -23,7 +23,7 @@ func (g *Generator) loadDataset(ds config.Dataset) error {
 	case config.DatasetShareGPT, "":
 		parse = g.parseShareGPT
 	case config.DatasetRows:
-		parse = parseRow
+		parse = g.parseRow
 	default:
 		return fmt.Errorf("dataset %s: unknown format %q", ds.Path, ds.Format)
 	}
@@ -64,7 +64,7 @@ func (g *Generator) loadDataset(ds config.Dataset) error {
 		}
 	}
 	if len(g.rows) == 0 {
-		return fmt.Errorf("dataset %s: no usable rows (%d skipped)", ds.Path, g.skipped)
+		return fmt.Errorf("dataset %s: no usable rows (%d skipped: no prompt, or no output length while workload output_tokens is unset)", ds.Path, g.skipped)
 	}
 	return nil
 }
@@ -182,15 +182,16 @@ type plainRow struct {
 	OutputTokens int  `json:"output_tokens"`
 }
 
-// parseRow reads {"prompt": "...", "output_tokens": N}; a missing or
-// non-positive output_tokens leaves MaxTokens to the output_tokens setting.
-func parseRow(line []byte) (Prompt, bool, error) {
+// parseRow reads {"prompt": "...", "output_tokens": N}. A row without a
+// positive output_tokens is usable only when workload output_tokens is set
+// (as a ShareGPT row without a reply): no hidden default length.
+func (g *Generator) parseRow(line []byte) (Prompt, bool, error) {
 	var row plainRow
 	if err := json.Unmarshal(line, &row); err != nil {
 		return Prompt{}, false, err
 	}
 	prompt := strings.TrimSpace(string(row.Prompt))
-	if prompt == "" {
+	if prompt == "" || (row.OutputTokens <= 0 && !g.outputExplicit) {
 		return Prompt{}, false, nil
 	}
 	return Prompt{Text: prompt, InputTokens: countWords(prompt), MaxTokens: max(0, row.OutputTokens)}, true, nil

@@ -8,21 +8,18 @@ import (
 	"github.com/llmprobe/llmprobe/config"
 )
 
-// Defaults for a length left entirely unset in the configuration.
+// Defaults for a length left entirely unset, matching the config package's
+// (which normally fills them in before New sees them).
 const (
-	DefaultInputTokens  = 256
-	DefaultOutputTokens = 128
+	DefaultInputTokens  = 128
+	DefaultOutputTokens = 64
 )
 
-// MaxInputTokens bounds synthetic prompt lengths: the corpus that prompts are
-// cut from must hold the longest one, so a normal or lognormal distribution
-// without Max is cut at mean+6 stddevs (of the length, or of its logarithm)
-// and never beyond this.
-const MaxInputTokens = 1 << 17
-
-// maxOutputTokens bounds drawn output lengths, which need no corpus: it only
-// keeps float→int conversions of heavy tails finite.
-const maxOutputTokens = 1 << 20
+// MaxTokens bounds every length, as config validation does. The corpus that
+// synthetic prompts are cut from must hold the longest one, so a normal or
+// lognormal input length without Max is also cut at mean+6 stddevs (of the
+// length, or of its logarithm; a tail mass below 1e-9).
+const MaxTokens = 1 << 20
 
 // lengthDist draws token counts from a config.Length. It is read-only after
 // construction so one value serves every worker goroutine.

@@ -25,15 +25,23 @@ type Prompt struct {
 // Corpus sizing. Synthetic prompts are substrings of one corpus built at New,
 // so Next allocates nothing and prompts differ from each other.
 const (
-	// minCorpusWords: without a shared prefix a prompt of n words starts at
-	// any of (corpus words − n + 1) offsets; at least 2^18−n of them keeps
-	// two identical prompts (an accidental prefix-cache hit) rare.
-	minCorpusWords = 1 << 18
-	// prefixCorpusWords is the word budget of the shared-prefix layout,
-	// divided into segments of the longest prompt length (see New).
+	// offsetWords: without a shared prefix a prompt starts at any of
+	// offsetWords+1 word offsets, so two identical prompts (an accidental
+	// prefix-cache hit) are rare: 1 in 2^18 per pair.
+	offsetWords = 1 << 18
+	// The shared-prefix layout: segments of segWords words, each the prefix
+	// then random words. As many segments as fit prefixCorpusWords, within
+	// [minPrefixSegments, maxPrefixSegments], never past maxCorpusWords.
+	// A segment holds the longest prompt unless that is over
+	// maxSegmentWords (and prefix+1024): such rare long prompts run on into
+	// the following segments, prefix copy included, so that memory stays
+	// about 2^20 words plus the longest prompt instead of growing with
+	// segments × longest.
 	prefixCorpusWords = 1 << 20
 	minPrefixSegments = 32
 	maxPrefixSegments = 4096
+	maxSegmentWords   = 1 << 15
+	maxCorpusWords    = 1 << 23
 	corpusSeedStream  = 0x6c6c6d70726f6265 // "llmprobe": PCG stream, fixed so corpora depend on the seed only
 )
 
@@ -48,12 +56,13 @@ type Generator struct {
 	// len(corpus)+1, so words [o, o+n) are corpus[starts[o]:starts[o+n]-1].
 	corpus string
 	starts []int32
-	// With a shared prefix the corpus is segments blocks of segWords words,
-	// each the same prefix followed by its own random words; a prompt is the
-	// start of one block. Without, segWords is 0 and prompts start anywhere.
+	// With a shared prefix the corpus is blocks of segWords words, each the
+	// same prefix followed by its own random words; a prompt starts at one of
+	// the first segments blocks. Without, segWords is 0 and prompts start
+	// anywhere.
 	segWords, segments int
 
-	// Dataset prompts. A row with MaxTokens 0 draws it from output.
+	// Dataset prompts; with outputExplicit, MaxTokens is drawn per Next.
 	rows    []Prompt
 	skipped int
 }
@@ -62,17 +71,21 @@ type Generator struct {
 // seed; a dataset is read and parsed here, once.
 //
 // Shared prefix: every synthetic prompt's first w.SharedPrefixTokens words
-// are the same, and input lengths count the prefix (they are raised to at
-// least prefix+1 words so each prompt has a unique part). A prompt must be
-// one contiguous substring for Next to allocate nothing, so the corpus
-// repeats the prefix in front of each of a bounded number of segments
-// (32 to 4096, fitting about 2^20 words). Two prompts from the same segment
-// share more than the prefix, with chance 1/segments per pair: the price of
-// zero allocations, kept small by the segment count.
+// are the same, and input lengths count the prefix. Draws are raised to at
+// least prefix+1 words so each prompt has a unique part, unless the longest
+// length is the prefix itself (then every prompt is the prefix, as asked).
+// A prompt must be one contiguous substring for Next to allocate nothing, so
+// the corpus repeats the prefix in front of each of a bounded number of
+// segments (32 to 4096, about 2^20 words in all). Two prompts from the same
+// segment share more than the prefix, with chance 1/segments per pair: the
+// price of zero allocations, kept small by the segment count. Prompts longer
+// than 2^15 words (and than prefix+1024) continue into the next segment, so
+// they contain a second copy of the prefix text; the cacheable prefix, the
+// start, is still exactly the shared one.
 func New(w config.Workload, seed int64) (*Generator, error) {
 	g := &Generator{outputExplicit: w.OutputTokens != (config.Length{})}
 	var err error
-	if g.output, err = newLengthDist("output_tokens", w.OutputTokens, DefaultOutputTokens, maxOutputTokens); err != nil {
+	if g.output, err = newLengthDist("output_tokens", w.OutputTokens, DefaultOutputTokens, MaxTokens); err != nil {
 		return nil, err
 	}
 	if w.SharedPrefixTokens < 0 {
@@ -87,27 +100,30 @@ func New(w config.Workload, seed int64) (*Generator, error) {
 		}
 		return g, nil
 	}
-	if g.input, err = newLengthDist("input_tokens", w.InputTokens, DefaultInputTokens, MaxInputTokens); err != nil {
+	if g.input, err = newLengthDist("input_tokens", w.InputTokens, DefaultInputTokens, MaxTokens); err != nil {
 		return nil, err
 	}
 	longest := g.input.upper()
 	prefix := w.SharedPrefixTokens
+	if prefix > longest {
+		return nil, fmt.Errorf("shared_prefix_tokens %d is longer than the longest input (%d tokens)", prefix, longest)
+	}
 	if prefix > 0 {
-		if prefix >= longest {
-			return nil, fmt.Errorf("shared_prefix_tokens %d leaves no room for a unique part: input lengths reach at most %d", prefix, longest)
-		}
-		g.input.raiseMin(prefix + 1)
+		g.input.raiseMin(min(prefix+1, longest))
 	}
 	g.buildCorpus(rand.New(rand.NewPCG(uint64(seed), corpusSeedStream)), prefix, longest)
 	return g, nil
 }
 
 func (g *Generator) buildCorpus(rng *rand.Rand, prefix, longest int) {
-	total := max(minCorpusWords, 4*longest)
+	total := longest + offsetWords
 	if prefix > 0 {
-		g.segWords = longest
-		g.segments = min(max(prefixCorpusWords/longest, minPrefixSegments), maxPrefixSegments)
-		total = g.segments * g.segWords
+		g.segWords = min(longest, max(maxSegmentWords, prefix+1024))
+		g.segments = min(max(prefixCorpusWords/g.segWords, minPrefixSegments), maxPrefixSegments, max(1, maxCorpusWords/g.segWords))
+		// Whole extra segments after the last start let the longest prompt
+		// from any start fit.
+		extra := (longest - 1) / g.segWords
+		total = (g.segments + extra) * g.segWords
 	}
 	prefixWords := make([]string, prefix)
 	for i := range prefixWords {
@@ -121,7 +137,7 @@ func (g *Generator) buildCorpus(rng *rand.Rand, prefix, longest int) {
 			b.WriteByte(' ')
 		}
 		// Offsets are int32 to halve the table; the corpus is far below 2 GiB
-		// (at most ~2^22 words).
+		// (under 2^24 words of at most 12 bytes).
 		g.starts[i] = int32(b.Len())
 		w := words[rng.IntN(len(words))]
 		if g.segWords > 0 && i%g.segWords < prefix {
@@ -139,7 +155,7 @@ func (g *Generator) buildCorpus(rng *rand.Rand, prefix, longest int) {
 func (g *Generator) Next(rng *rand.Rand) Prompt {
 	if g.rows != nil {
 		p := g.rows[rng.IntN(len(g.rows))]
-		if p.MaxTokens == 0 || g.outputExplicit {
+		if g.outputExplicit {
 			p.MaxTokens = g.output.draw(rng)
 		}
 		return p

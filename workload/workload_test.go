@@ -60,15 +60,15 @@ func TestLengthDistributions(t *testing.T) {
 		{"empty distribution is fixed", config.Length{Value: 37}, 37, 0, 37, 37},
 		// Discrete uniform on [a,b]: sd = sqrt(((b-a+1)^2-1)/12).
 		{"uniform", config.Length{Distribution: config.DistUniform, Min: 10, Max: 90}, 50, math.Sqrt((81*81 - 1) / 12.0), 10, 90},
-		{"normal", config.Length{Distribution: config.DistNormal, Mean: 500, Stddev: 50}, 500, 50, 1, MaxInputTokens},
-		{"lognormal", config.Length{Distribution: config.DistLognormal, Mean: 400, Stddev: 300}, 400, 300, 1, MaxInputTokens},
+		{"normal", config.Length{Distribution: config.DistNormal, Mean: 500, Stddev: 50}, 500, 50, 1, MaxTokens},
+		{"lognormal", config.Length{Distribution: config.DistLognormal, Mean: 400, Stddev: 300}, 400, 300, 1, MaxTokens},
 		{"lognormal zero stddev", config.Length{Distribution: config.DistLognormal, Mean: 64, Stddev: 0}, 64, 0, 64, 64},
 		// Clamping to [Min, Max]: a normal cut at one sigma either side has
 		// mean 200 (symmetric) and a smaller spread; only the bounds and the
 		// mean are asserted here (sd -1 skips the spread check).
 		{"normal clamped", config.Length{Distribution: config.DistNormal, Mean: 200, Stddev: 100, Min: 100, Max: 300}, 200, -1, 100, 300},
 		// A normal around 2 would go below 1 often: lengths are never < 1.
-		{"normal never below 1", config.Length{Distribution: config.DistNormal, Mean: 2, Stddev: 5}, -1, -1, 1, MaxInputTokens},
+		{"normal never below 1", config.Length{Distribution: config.DistNormal, Mean: 2, Stddev: 5}, -1, -1, 1, MaxTokens},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -120,8 +120,9 @@ func TestLengthErrors(t *testing.T) {
 		{config.Workload{InputTokens: config.Length{Distribution: config.DistUniform, Min: 9, Max: 3}}, "input_tokens: min 9 is above max 3"},
 		{config.Workload{OutputTokens: config.Length{Distribution: config.DistNormal, Mean: 0, Stddev: 3}}, "output_tokens: normal length needs mean > 0, got 0"},
 		{config.Workload{InputTokens: config.Length{Distribution: config.DistLognormal, Mean: 10, Stddev: -1}}, "input_tokens: lognormal length needs stddev >= 0, got -1"},
-		{config.Workload{InputTokens: config.Length{Value: MaxInputTokens + 1}}, "input_tokens: fixed length 131073 is above the limit 131072"},
-		{config.Workload{InputTokens: config.Length{Value: 64}, SharedPrefixTokens: 64}, "shared_prefix_tokens 64 leaves no room for a unique part: input lengths reach at most 64"},
+		{config.Workload{InputTokens: config.Length{Value: MaxTokens + 1}}, "input_tokens: fixed length 1048577 is above the limit 1048576"},
+		{config.Workload{InputTokens: config.Length{Value: 64}, SharedPrefixTokens: 65}, "shared_prefix_tokens 65 is longer than the longest input (64 tokens)"},
+		{config.Workload{InputTokens: config.Length{Distribution: config.DistUniform, Min: 1, Max: 10}, SharedPrefixTokens: 11}, "shared_prefix_tokens 11 is longer than the longest input (10 tokens)"},
 		{config.Workload{SharedPrefixTokens: 8, Dataset: &config.Dataset{Path: "testdata/rows.jsonl", Format: config.DatasetRows}}, "shared_prefix_tokens applies to synthetic prompts only, not to a dataset"},
 	}
 	for _, tc := range cases {
@@ -287,8 +288,10 @@ func TestShareGPTExplicitOutputOverridesReplies(t *testing.T) {
 
 func TestRows(t *testing.T) {
 	g := mustNew(t, config.Workload{Dataset: &config.Dataset{Path: "testdata/rows.jsonl", Format: config.DatasetRows}}, 1)
-	if g.DatasetRows() != 3 || g.SkippedRows() != 1 {
-		t.Fatalf("%d rows, %d skipped; want 3 and 1", g.DatasetRows(), g.SkippedRows())
+	// Skipped: the empty prompt, and "four five" (output_tokens 0 and no
+	// workload output_tokens to fall back on).
+	if g.DatasetRows() != 2 || g.SkippedRows() != 2 {
+		t.Fatalf("%d rows, %d skipped; want 2 and 2", g.DatasetRows(), g.SkippedRows())
 	}
 	got := map[string]Prompt{}
 	rng := newRNG(1)
@@ -301,8 +304,7 @@ func TestRows(t *testing.T) {
 	}
 	want := map[string]Prompt{
 		"one two three":        {"one two three", 3, 7},
-		"four five":            {"four five", 2, DefaultOutputTokens}, // output_tokens 0: the default length
-		"six seven eight nine": {"six seven eight nine", 4, 3},        // last line has no newline
+		"six seven eight nine": {"six seven eight nine", 4, 3}, // last line has no newline
 	}
 	if len(got) != len(want) {
 		t.Fatalf("got prompts %v", got)
@@ -310,6 +312,64 @@ func TestRows(t *testing.T) {
 	for k, p := range want {
 		if got[k] != p {
 			t.Errorf("%q: got %+v, want %+v", k, got[k], p)
+		}
+	}
+}
+
+func TestRowsExplicitOutput(t *testing.T) {
+	g := mustNew(t, config.Workload{
+		OutputTokens: config.Length{Distribution: config.DistUniform, Min: 5, Max: 6},
+		Dataset:      &config.Dataset{Path: "testdata/rows.jsonl", Format: config.DatasetRows},
+	}, 1)
+	if g.DatasetRows() != 3 || g.SkippedRows() != 1 {
+		t.Fatalf("%d rows, %d skipped; want 3 and 1", g.DatasetRows(), g.SkippedRows())
+	}
+	rng := newRNG(1)
+	for range 100 {
+		if p := g.Next(rng); p.MaxTokens < 5 || p.MaxTokens > 6 {
+			t.Fatalf("%q: MaxTokens %d, want the configured 5..6", p.Text, p.MaxTokens)
+		}
+	}
+}
+
+func TestSharedPrefixLongPromptsRunOn(t *testing.T) {
+	// Prompts longer than a segment (2^15 words) continue into the next
+	// segments; they must still start with the prefix, count right, and
+	// differ after it.
+	const prefix, n = 20, 50_000
+	g := mustNew(t, config.Workload{InputTokens: config.Length{Value: n}, SharedPrefixTokens: prefix}, 1)
+	rng := newRNG(9)
+	var head string
+	tails := map[string]bool{}
+	for range 50 {
+		p := g.Next(rng)
+		f := strings.Fields(p.Text)
+		if len(f) != n || p.InputTokens != n {
+			t.Fatalf("%d words, InputTokens %d, want %d", len(f), p.InputTokens, n)
+		}
+		h := strings.Join(f[:prefix], " ")
+		if head == "" {
+			head = h
+		}
+		if h != head {
+			t.Fatal("prompt does not start with the shared prefix")
+		}
+		tails[strings.Join(f[prefix:prefix+16], " ")] = true
+	}
+	if len(tails) < 25 {
+		t.Errorf("%d distinct continuations in 50 prompts", len(tails))
+	}
+}
+
+func TestSharedPrefixAsLongAsThePrompt(t *testing.T) {
+	// Config allows prefix == the (fixed) input length: every prompt is then
+	// the prefix alone, as configured.
+	g := mustNew(t, config.Workload{InputTokens: config.Length{Value: 40}, SharedPrefixTokens: 40}, 1)
+	rng := newRNG(1)
+	first := g.Next(rng)
+	for range 100 {
+		if p := g.Next(rng); p != first || p.InputTokens != 40 {
+			t.Fatalf("got %+v, want the 40-word prefix every time", p)
 		}
 	}
 }
@@ -324,7 +384,7 @@ func TestDatasetErrors(t *testing.T) {
 		{config.Dataset{Path: "testdata/badtype.jsonl", Format: config.DatasetRows},
 			"dataset testdata/badtype.jsonl:1: unexpected row: json: cannot unmarshal string into Go struct field plainRow.output_tokens of type int"},
 		{config.Dataset{Path: "testdata/empty.jsonl", Format: config.DatasetRows},
-			"dataset testdata/empty.jsonl: no usable rows (2 skipped)"},
+			"dataset testdata/empty.jsonl: no usable rows (2 skipped: no prompt, or no output length while workload output_tokens is unset)"},
 		{config.Dataset{Path: "testdata/rows.jsonl", Format: "csv"},
 			`dataset testdata/rows.jsonl: unknown format "csv"`},
 		{config.Dataset{Path: "testdata/missing.jsonl", Format: config.DatasetRows},
