@@ -67,8 +67,11 @@ type Generator struct {
 	skipped int
 }
 
-// New builds a Generator for w. Synthetic corpora are deterministic from
-// seed; a dataset is read and parsed here, once.
+// New builds a Generator for w. Synthetic corpora, the shared prefix
+// included, are deterministic from seed: give every worker of one probe the
+// same seed so they share the prefix (and could share one Generator); the
+// workers' own rngs already make their prompt choices differ. A dataset is
+// read and parsed here, once.
 //
 // Shared prefix: every synthetic prompt's first w.SharedPrefixTokens words
 // are the same, and input lengths count the prefix. Draws are raised to at
