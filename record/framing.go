@@ -23,8 +23,10 @@
 //	           zz ServerTTFT, zz ServerQueue,
 //	           uv len(Gaps), then per gap: zz Gap, zz Tokens,
 //	           uv len(EmitLags), then per lag: zz lag
-//	sample:    the fields of Sample in declaration order, zz for signed,
-//	           uv for unsigned, f64 for float64
+//	sample:    the scalar fields of Sample in declaration order, zz for
+//	           signed, uv for unsigned, f64 for float64, byte for bool;
+//	           then uv len(Probes), and per probe: uv Scheduled, uv Sent,
+//	           uv Dropped, uv Late, zz InFlight
 //	heartbeat: uv seq, zz unix nanoseconds
 //
 // A payload must be consumed exactly: trailing bytes are an error, since any
@@ -111,6 +113,11 @@ type Sample struct {
 	GCPauseMax   time.Duration // longest GC pause since the previous sample
 
 	PipeBacklogBytes int64 // encoded bytes waiting to be written to the supervisor
+
+	Saturated bool // the worker's own verdict over the window that ends here
+
+	// Probes are the books of each probe of the plan, in plan order.
+	Probes []ProbeCounts
 }
 
 // VersionError is returned for a frame written by a build that speaks
@@ -267,6 +274,20 @@ func appendSample(b []byte, s *Sample) []byte {
 	b = binary.AppendVarint(b, int64(s.GCPauseTotal))
 	b = binary.AppendVarint(b, int64(s.GCPauseMax))
 	b = binary.AppendVarint(b, s.PipeBacklogBytes)
+	var saturated byte
+	if s.Saturated {
+		saturated = 1
+	}
+	b = append(b, saturated)
+	b = binary.AppendUvarint(b, uint64(len(s.Probes)))
+	for i := range s.Probes {
+		c := &s.Probes[i]
+		b = binary.AppendUvarint(b, c.Scheduled)
+		b = binary.AppendUvarint(b, c.Sent)
+		b = binary.AppendUvarint(b, c.Dropped)
+		b = binary.AppendUvarint(b, c.Late)
+		b = binary.AppendVarint(b, c.InFlight)
+	}
 	return b
 }
 
@@ -492,6 +513,21 @@ func (d *Decoder) DecodeSample(s *Sample) error {
 	s.GCPauseTotal = time.Duration(p.varint())
 	s.GCPauseMax = time.Duration(p.varint())
 	s.PipeBacklogBytes = p.varint()
+	switch p.u8() {
+	case 0:
+		s.Saturated = false
+	case 1:
+		s.Saturated = true
+	default:
+		p.fail("saturated flag is neither 0 nor 1")
+	}
+	n := p.count("probes", 5)
+	s.Probes = s.Probes[:0]
+	for i := 0; i < n && p.err == nil; i++ {
+		s.Probes = append(s.Probes, ProbeCounts{
+			Scheduled: p.uvarint(), Sent: p.uvarint(), Dropped: p.uvarint(), Late: p.uvarint(), InFlight: p.varint(),
+		})
+	}
 	return p.end(KindSample)
 }
 

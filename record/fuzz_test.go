@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
-	"math"
 	"strings"
 	"testing"
 	"time"
@@ -73,10 +72,7 @@ func FuzzDecoder(f *testing.F) {
 				if err := d2.DecodeSample(&again); err != nil {
 					t.Fatal(err)
 				}
-				// Compare CPU seconds by bits: NaN must survive too.
-				sameCPU := math.Float64bits(again.CPUSeconds) == math.Float64bits(s.CPUSeconds)
-				again.CPUSeconds, s.CPUSeconds = 0, 0
-				if !sameCPU || again != s {
+				if !sameSample(again, s) {
 					t.Fatalf("sample changed on re-encode: %+v vs %+v", again, s)
 				}
 			case KindHeartbeat:
@@ -143,6 +139,8 @@ func FuzzRoundTrip(f *testing.F) {
 			SchedLatencyP50: time.Duration(ttft), SchedLatencyP90: time.Duration(e2e),
 			SchedLatencyP99: time.Duration(sttft), SchedLatencyMax: time.Duration(squeue),
 			GCPauseTotal: time.Duration(counted), GCPauseMax: -1, PipeBacklogBytes: int64(len(gaps)),
+			Saturated: flags&1 == 1,
+			Probes:    []ProbeCounts{{Scheduled: uint64(sched), Sent: uint64(status), InFlight: int64(in)}},
 		}
 
 		var buf bytes.Buffer
@@ -183,7 +181,7 @@ func FuzzRoundTrip(f *testing.F) {
 		if err := dec.DecodeSample(&gotS); err != nil {
 			t.Fatal(err)
 		}
-		if gotS != *s {
+		if !sameSample(gotS, *s) {
 			t.Fatalf("sample changed\n got %+v\nwant %+v", gotS, *s)
 		}
 		if k, err := dec.Next(); err != nil || k != KindHeartbeat {
