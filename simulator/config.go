@@ -25,8 +25,13 @@ type Config struct {
 	// generated token.
 	TTFT       model.Duration `yaml:"ttft,omitempty"`
 	TTFTJitter Jitter         `yaml:"ttft_jitter,omitempty"`
-	// PrefillPerToken is added to TTFT for each input token.
+	// PrefillPerToken is added to TTFT for each input token. YAML
+	// durations stop at milliseconds; for realistic sub-millisecond costs
+	// use PrefillTokensPerSecond instead (at most one of the two).
 	PrefillPerToken model.Duration `yaml:"prefill_per_token,omitempty"`
+	// PrefillTokensPerSecond is the prefill throughput: each input token
+	// adds 1/rate seconds to TTFT. 0 means unset.
+	PrefillTokensPerSecond float64 `yaml:"prefill_tokens_per_second,omitempty"`
 	// ITL is the mean interval between two generated tokens.
 	ITL       model.Duration `yaml:"itl,omitempty"`
 	ITLJitter Jitter         `yaml:"itl_jitter,omitempty"`
@@ -162,6 +167,10 @@ func (c *Config) Validate() error {
 		return errors.New("model must not be empty")
 	case c.TTFT < 0, c.ITL < 0, c.PrefillPerToken < 0:
 		return errors.New("ttft, itl and prefill_per_token must not be negative")
+	case c.PrefillTokensPerSecond < 0 || math.IsNaN(c.PrefillTokensPerSecond) || math.IsInf(c.PrefillTokensPerSecond, 0):
+		return errors.New("prefill_tokens_per_second must be a non-negative number")
+	case c.PrefillTokensPerSecond > 0 && c.PrefillPerToken > 0:
+		return errors.New("set prefill_per_token or prefill_tokens_per_second, not both")
 	case c.MaxConcurrency < 1:
 		return errors.New("max_concurrency must be at least 1")
 	case c.BatchSlowdown < 0 || math.IsNaN(c.BatchSlowdown):

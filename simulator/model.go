@@ -54,7 +54,7 @@ type latencyModel struct {
 	seed      uint64
 	ttft      sampler
 	itl       sampler
-	prefill   time.Duration
+	prefill   float64 // ns per input token
 	slowdown  float64
 	capacity  float64
 	perEvent  int
@@ -67,13 +67,20 @@ func newLatencyModel(cfg *Config) *latencyModel {
 		seed:      uint64(cfg.Seed),
 		ttft:      newSampler(time.Duration(cfg.TTFT), cfg.TTFTJitter),
 		itl:       newSampler(time.Duration(cfg.ITL), cfg.ITLJitter),
-		prefill:   time.Duration(cfg.PrefillPerToken),
+		prefill:   prefillNs(cfg),
 		slowdown:  cfg.BatchSlowdown,
 		capacity:  float64(cfg.MaxConcurrency),
 		perEvent:  cfg.TokensPerEvent,
 		reasoning: cfg.ReasoningTokens,
 		faults:    cfg.Faults,
 	}
+}
+
+func prefillNs(cfg *Config) float64 {
+	if cfg.PrefillTokensPerSecond > 0 {
+		return 1e9 / cfg.PrefillTokensPerSecond
+	}
+	return float64(cfg.PrefillPerToken)
 }
 
 // rng returns the random source of request number seq: the same seed and
@@ -92,7 +99,7 @@ func (m *latencyModel) pickFault(r *rand.Rand) faultKind {
 
 // firstTokenDelay is admission → first token: base + prefill + jitter.
 func (m *latencyModel) firstTokenDelay(r *rand.Rand, inputTokens int) time.Duration {
-	return m.ttft.draw(r) + time.Duration(inputTokens)*m.prefill
+	return m.ttft.draw(r) + time.Duration(float64(inputTokens)*m.prefill)
 }
 
 // eventGap is the time to generate the next k tokens while running

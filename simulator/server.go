@@ -42,6 +42,10 @@ type Server struct {
 	done      chan struct{}
 	closeOnce sync.Once
 
+	// traceEmit, when set (by tests, before serving), sees every scheduled
+	// event: the model's schedule apart from the machine's timer noise.
+	traceEmit func(seq uint64, admitted, sched, emitted time.Time)
+
 	modelJSON []byte // the model name as a JSON string, escaped once
 	bufs      sync.Pool
 }

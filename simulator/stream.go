@@ -166,6 +166,9 @@ func (st *stream) emit(b []byte, sched time.Time, text, final bool) (time.Time, 
 	err := st.write(b)
 	if !sched.IsZero() && !st.drip {
 		st.s.metrics.lateness.Observe(now.Sub(sched).Seconds())
+		if st.s.traceEmit != nil {
+			st.s.traceEmit(st.seq, st.admitted, sched, now)
+		}
 	}
 	return now, err
 }

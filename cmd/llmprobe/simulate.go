@@ -6,6 +6,7 @@ import (
 	"net"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/prometheus/common/model"
@@ -13,19 +14,25 @@ import (
 	"github.com/llmprobe/llmprobe/simulator"
 )
 
-// durationValue lets a kingpin flag fill a model.Duration ("50ms", "1m").
+// durationValue lets a kingpin flag fill a model.Duration. It takes
+// Prometheus durations ("50ms", "1m") and, unlike the YAML file, Go's finer
+// ones ("250us", "1.5ms") for sub-millisecond knobs.
 type durationValue struct{ d *model.Duration }
 
 func (v durationValue) Set(s string) error {
 	d, err := model.ParseDuration(s)
 	if err != nil {
-		return err
+		td, terr := time.ParseDuration(s)
+		if terr != nil || td < 0 {
+			return err
+		}
+		d = model.Duration(td)
 	}
 	*v.d = d
 	return nil
 }
 
-func (v durationValue) String() string { return v.d.String() }
+func (v durationValue) String() string { return time.Duration(*v.d).String() }
 
 // simulateCommand serves the reference endpoint. Flags override the YAML
 // file, which overrides the defaults.
@@ -67,7 +74,7 @@ func simulateCommand(app *kingpin.Application) (*kingpin.CmdClause, func(*slog.L
 			cfg.TTFT = o.TTFT
 		}
 		if set.prefill {
-			cfg.PrefillPerToken = o.PrefillPerToken
+			cfg.PrefillPerToken, cfg.PrefillTokensPerSecond = o.PrefillPerToken, 0
 		}
 		if set.itl {
 			cfg.ITL = o.ITL
