@@ -66,14 +66,16 @@ func New(cfg *config.Config, opts Options, sink Sink, logger *slog.Logger) (*Run
 	r := &Runner{sink: sink, logger: logger, lateThreshold: time.Duration(cfg.Global.LateDispatchThreshold), drain: opts.Drain}
 	for i, pair := range cfg.Pairs() {
 		p := &probeRun{index: uint32(i), pair: pair}
-		seed := WorkerSeed(cfg.Global.Seed+int64(i)*7919, opts.Worker)
-		p.seed = seed
+		// The workload (its corpus, its shared prefix) is the probe's, the
+		// same in every worker; the random draws are the worker's own.
+		probeSeed := cfg.Global.Seed + int64(i)*7919
+		p.seed = WorkerSeed(probeSeed, opts.Worker)
 		var err error
 		if p.client, err = prober.NewClient(pair.Target, logger); err != nil {
 			r.Close()
 			return nil, fmt.Errorf("target %q: %w", pair.Target.Name, err)
 		}
-		if p.workload, err = workload.New(pair.Scenario.Workload, int64(seed)); err != nil {
+		if p.workload, err = workload.New(pair.Scenario.Workload, probeSeed); err != nil {
 			r.Close()
 			return nil, fmt.Errorf("scenario %q: %w", pair.Scenario.Name, err)
 		}
