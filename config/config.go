@@ -14,7 +14,16 @@ type Config struct {
 	Targets   []Target     `yaml:"targets"`
 	Scenarios []Scenario   `yaml:"scenarios"`
 	Probes    []Probe      `yaml:"probes"`
+
+	// source is the YAML this config was loaded from and baseDir the
+	// directory its relative paths resolve against: worker processes load
+	// the very same bytes.
+	source  []byte
+	baseDir string
 }
+
+// Source returns the YAML the config was loaded from and its base directory.
+func (c *Config) Source() (data []byte, baseDir string) { return c.source, c.baseDir }
 
 // GlobalConfig holds settings shared by every probe.
 type GlobalConfig struct {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	_ "embed"
 	"errors"
 	"fmt"
@@ -68,6 +69,7 @@ func LoadBytes(data []byte, baseDir string) (*Config, error) {
 	if err := c.finish(baseDir); err != nil {
 		return nil, err
 	}
+	c.source, c.baseDir = data, baseDir
 	return c, nil
 }
 
@@ -78,16 +80,18 @@ var defaultYAML []byte
 // --config.file: the embedded default.yml, whose one target points at
 // referenceURL (the reference endpoint).
 func Default(referenceURL string) (*Config, error) {
-	c, err := decode(defaultYAML)
+	// Substituted in the text, not the decoded struct, so that Source gives
+	// worker processes the configuration actually running.
+	data := bytes.Replace(defaultYAML, []byte(defaultURLPlaceholder), []byte(referenceURL), 1)
+	c, err := LoadBytes(data, "")
 	if err != nil {
-		return nil, fmt.Errorf("default config: %w", err)
-	}
-	c.Targets[0].URL = referenceURL
-	if err := c.finish(""); err != nil {
 		return nil, fmt.Errorf("default config: %w", err)
 	}
 	return c, nil
 }
+
+// defaultURLPlaceholder is the target URL written in default.yml.
+const defaultURLPlaceholder = "http://127.0.0.1:0"
 
 func decode(data []byte) (*Config, error) {
 	// Preset here too: an empty document never reaches Config.UnmarshalYAML.
