@@ -286,7 +286,11 @@ func (s *scanner) str() (start, end int, err error) {
 	start = s.i
 	b := s.b
 	for i := start; i < len(b); i++ {
-		switch c := b[i]; {
+		c := b[i]
+		if !strSpecial[c] {
+			continue // the common case: one table lookup per byte
+		}
+		switch {
 		case c == '"':
 			s.i = i + 1
 			return start, i, nil
@@ -305,12 +309,22 @@ func (s *scanner) str() (start, end int, err error) {
 			default:
 				return 0, 0, errJSONSyntax
 			}
-		case c < 0x20:
+		default: // control character
 			return 0, 0, errJSONSyntax
 		}
 	}
 	return 0, 0, errJSONSyntax
 }
+
+// strSpecial marks the bytes that end or interrupt a plain run of string
+// contents.
+var strSpecial = func() (t [256]bool) {
+	for c := range 0x20 {
+		t[c] = true
+	}
+	t['"'], t['\\'] = true, true
+	return t
+}()
 
 func isHex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
