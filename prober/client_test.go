@@ -132,7 +132,10 @@ func TestClientChatStreamSuccess(t *testing.T) {
 	if res.Outcome != OutcomeSuccess || res.Status != 200 || !res.Stream {
 		t.Fatalf("outcome %v status %d", res.Outcome, res.Status)
 	}
-	// Server-side sleeps are lower bounds that hold on any machine.
+	// A server-side sleep bounds TTFT from below exactly (the clock starts
+	// before the server sees the request); a gap between two receive
+	// stamps can come out slightly shorter than the sleep when the earlier
+	// chunk was delivered late, hence the slack.
 	if res.TTFB <= 0 || res.TTFB > res.TTFT {
 		t.Errorf("TTFB %v, TTFT %v", res.TTFB, res.TTFT)
 	}
@@ -143,11 +146,11 @@ func TestClientChatStreamSuccess(t *testing.T) {
 		t.Fatalf("gaps %v", res.Gaps)
 	}
 	for _, g := range res.Gaps {
-		if g.Gap < 30*time.Millisecond || g.Tokens != 1 {
+		if g.Gap < 25*time.Millisecond || g.Tokens != 1 {
 			t.Errorf("gap %+v", g)
 		}
 	}
-	if res.E2E < res.TTFT+60*time.Millisecond {
+	if res.E2E < res.TTFT+55*time.Millisecond {
 		t.Errorf("E2E %v, TTFT %v", res.E2E, res.TTFT)
 	}
 	if res.InputTokens != 7 || res.OutputTokens != 3 || res.CountedTokens != 3 || !res.UsageReported || res.UsageMismatch {
@@ -173,7 +176,7 @@ func TestClientReasoningEndsTTFT(t *testing.T) {
 	}
 	// TTFT ended at the first reasoning chunk: both later chunks came after
 	// a pause.
-	if res.Gaps[0].Gap < 80*time.Millisecond || res.Gaps[1].Gap < 80*time.Millisecond {
+	if res.Gaps[0].Gap < 70*time.Millisecond || res.Gaps[1].Gap < 70*time.Millisecond {
 		t.Errorf("gaps %v", res.Gaps)
 	}
 	if res.UsageReported || res.OutputTokens != 3 {
