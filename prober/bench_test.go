@@ -1,0 +1,88 @@
+package prober
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+)
+
+// vllmStream is a realistic vLLM chat stream: a role chunk, n content
+// chunks (one token each), a usage chunk and [DONE].
+func vllmStream(n int) []byte {
+	var b bytes.Buffer
+	const head = `data: {"id":"chatcmpl-b6d6a1c0e1a94a8c9f1d2e3f4a5b6c7d","object":"chat.completion.chunk","created":1718000000,"model":"meta-llama/Llama-3.1-8B-Instruct","choices":[{"index":0,"delta":`
+	b.WriteString(head + `{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}` + "\n\n")
+	for i := range n {
+		fmt.Fprintf(&b, head+`{"content":" tok%d"},"logprobs":null,"finish_reason":null}]}`+"\n\n", i)
+	}
+	fmt.Fprintf(&b, `data: {"id":"chatcmpl-b6d6a1c0e1a94a8c9f1d2e3f4a5b6c7d","object":"chat.completion.chunk","created":1718000000,"model":"meta-llama/Llama-3.1-8B-Instruct","choices":[],"usage":{"prompt_tokens":128,"total_tokens":%d,"completion_tokens":%d}}`+"\n\n", 128+n, n)
+	b.WriteString("data: [DONE]\n\n")
+	return b.Bytes()
+}
+
+// chunkedReader hands out at most n bytes per Read, like a socket delivering
+// a few events per segment.
+type chunkedReader struct {
+	r *bytes.Reader
+	n int
+}
+
+func (c *chunkedReader) Read(p []byte) (int, error) { return c.r.Read(p[:min(len(p), c.n)]) }
+
+// BenchmarkSSEReader: one op is one event (ns/event, allocs/event), read
+// 1500 bytes (one Ethernet MTU) at a time.
+func BenchmarkSSEReader(b *testing.B) {
+	stream := vllmStream(256)
+	br := bytes.NewReader(stream)
+	cr := &chunkedReader{r: br, n: 1500}
+	s := NewSSEReader(cr, 0)
+	b.SetBytes(int64(len(stream) / 259))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := s.Next(); err != nil {
+			br.Reset(stream)
+			s.Reset(cr)
+			i--
+		}
+	}
+}
+
+func BenchmarkParseChunk(b *testing.B) {
+	in := []byte(`{"id":"chatcmpl-b6d6a1c0e1a94a8c9f1d2e3f4a5b6c7d","object":"chat.completion.chunk","created":1718000000,"model":"meta-llama/Llama-3.1-8B-Instruct","choices":[{"index":0,"delta":{"content":" world"},"logprobs":null,"finish_reason":null}]}`)
+	var c Chunk
+	b.SetBytes(int64(len(in)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := ParseChunk(in, &c); err != nil || !c.HasText() {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkClientDo: one streamed request of 64 tokens against a loopback
+// server that writes the whole stream at once; allocs/op is what the client
+// side (net/http included) costs per request.
+func BenchmarkClientDo(b *testing.B) {
+	stream := vllmStream(64)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = w.Write(stream)
+	}))
+	defer srv.Close()
+	c := newTestClient(b, srv.URL, "", nil)
+	res := &Result{}
+	req := Request{Prompt: "The quick brown fox jumps over the lazy dog. Tell me a story about it.", MaxTokens: 64, Stream: true}
+	b.ReportAllocs()
+	for b.Loop() {
+		c.Do(context.Background(), req, res)
+		if res.Outcome != OutcomeSuccess || res.CountedTokens != 64 {
+			b.Fatalf("outcome %v tokens %d", res.Outcome, res.CountedTokens)
+		}
+	}
+}
