@@ -273,10 +273,12 @@ func (c *Client) Close() { c.http.CloseIdleConnections() }
 type reqBody struct {
 	buf     []byte
 	refs    atomic.Int32
-	first   bodyReader
 	getBody func() (io.ReadCloser, error) // bound once: a method value per request would allocate
 }
 
+// bodyReader is one reader over a reqBody. It is never reused (one small
+// allocation per request), because net/http may close a body more than once:
+// a late second Close must find its own closed flag, not a recycled one.
 type bodyReader struct {
 	rb     *reqBody
 	off    int
@@ -353,7 +355,6 @@ func (c *Client) Do(ctx context.Context, req Request, res *Result) (sent time.Ti
 	rb := bodyPool.Get().(*reqBody)
 	rb.buf = c.appendBody(rb.buf[:0], &req)
 	rb.refs.Store(2) // Do's and the transport's
-	rb.first = bodyReader{rb: rb}
 	defer rb.release()
 
 	st := statePool.Get().(*doState)
@@ -365,7 +366,7 @@ func (c *Client) Do(ctx context.Context, req Request, res *Result) (sent time.Ti
 		ProtoMajor:    1,
 		ProtoMinor:    1,
 		Header:        c.plainHeader,
-		Body:          &rb.first,
+		Body:          &bodyReader{rb: rb},
 		GetBody:       rb.getBody,
 		ContentLength: int64(len(rb.buf)),
 		Host:          c.url.Host,
@@ -589,6 +590,9 @@ type jsonResponse struct {
 // readJSON reads a non-streamed response. E2E is the arrival of its last
 // byte; TTFT stays undefined.
 func (c *Client) readJSON(ctx context.Context, body io.Reader, sent time.Time, res *Result, st *doState) error {
+	if st.buf == nil {
+		st.buf = make([]byte, 0, 4<<10)
+	}
 	b := st.buf[:0]
 	var last time.Time
 	var err error
