@@ -1,6 +1,6 @@
 // Package worker decides where load runs: in the daemon's own process
-// (--workers=0) or in supervised worker processes, and carries every record
-// and schedule counter from there into the collector.
+// (--workers=0) or in supervised worker processes, and carries every record,
+// schedule counter and saturation sample from there into the collector.
 package worker
 
 import (
@@ -14,26 +14,25 @@ import (
 	"github.com/llmprobe/llmprobe/record"
 )
 
-// booksInterval is how often schedule counters are carried to the metrics.
-const booksInterval = 250 * time.Millisecond
-
 // inProcess runs one config generation's load inside this process.
 type inProcess struct {
 	cancel context.CancelFunc
 	done   chan struct{}
-	queue  *collector.Queue
 }
 
-// startInProcess plans cfg and starts its load; records and counters flow to
-// probes (indexed like cfg.Pairs()).
-func startInProcess(cfg *config.Config, probes []*collector.Probe, drain time.Duration, logger *slog.Logger) (*inProcess, error) {
+func (g *inProcess) stop()                     { g.cancel() }
+func (g *inProcess) finished() <-chan struct{} { return g.done }
+
+// startInProcess plans cfg and starts its load; records flow to probes
+// (indexed like cfg.Pairs()) and samples to worker.
+func startInProcess(cfg *config.Config, probes []*collector.Probe, worker *collector.Worker, opts Options, logger *slog.Logger) (*inProcess, error) {
 	q := collector.NewQueue()
-	runner, err := load.New(cfg, load.Options{Worker: 0, Workers: 1, Drain: drain}, q, logger)
+	runner, err := load.New(cfg, load.Options{Worker: 0, Workers: 1, Drain: opts.Drain}, q, logger)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	g := &inProcess{cancel: cancel, done: make(chan struct{}), queue: q}
+	g := &inProcess{cancel: cancel, done: make(chan struct{})}
 	finished := make(chan struct{})
 	go func() {
 		runner.Run(ctx)
@@ -42,40 +41,62 @@ func startInProcess(cfg *config.Config, probes []*collector.Probe, drain time.Du
 	}()
 	go func() {
 		defer close(g.done)
-		aggregate(q, probes, runner, finished)
+		a := &aggregator{q: q, probes: probes, worker: worker, runner: runner, sampler: newSampler(runner),
+			books: collector.NewBooks(probes), inc: worker.Start(), opts: opts, logger: logger}
+		a.run(finished)
 	}()
 	return g, nil
 }
 
-// stop ends scheduling; in-flight requests finish (or are canceled after the
-// drain bound) and are all recorded before done closes.
-func (g *inProcess) stop() { g.cancel() }
+// aggregator is the in-process counterpart of a worker's frame writer and
+// the supervisor's frame reader at once.
+type aggregator struct {
+	q         *collector.Queue
+	probes    []*collector.Probe
+	worker    *collector.Worker
+	runner    *load.Runner
+	sampler   *sampler
+	books     *collector.Books
+	inc       *collector.Incarnation
+	opts      Options
+	logger    *slog.Logger
+	prev, cur record.Sample
+	verdict   verdict
+}
 
-// aggregate observes records and carries counters until the runner has
-// finished and everything it produced is counted.
-func aggregate(q *collector.Queue, probes []*collector.Probe, runner *load.Runner, finished <-chan struct{}) {
-	books := collector.NewBooks(probes)
-	tick := time.NewTicker(booksInterval)
+func (a *aggregator) run(finished <-chan struct{}) {
+	tick := time.NewTicker(a.opts.SampleInterval)
 	defer tick.Stop()
-	var snaps []record.ProbeCounts
-	observe := func() {
-		for _, r := range q.Drain() {
-			if int(r.Probe) < len(probes) {
-				probes[r.Probe].Observe(r)
-			}
-			record.Put(r)
-		}
-	}
+	a.sampler.sample(&a.prev, 0)
 	for {
 		select {
-		case <-q.Ready():
-			observe()
+		case <-a.q.Ready():
+			a.observe()
 		case <-tick.C:
-			books.Apply(runner.Snapshots(snaps[:0]))
+			a.sample()
 		case <-finished:
-			observe()
-			books.Apply(runner.Snapshots(snaps[:0]))
+			a.observe()
+			a.sample()
+			a.inc.End()
 			return
 		}
 	}
+}
+
+func (a *aggregator) observe() {
+	for _, r := range a.q.Drain() {
+		if int(r.Probe) < len(a.probes) {
+			a.probes[r.Probe].Observe(r)
+		}
+		a.worker.ObserveRecord(r)
+		record.Put(r)
+	}
+}
+
+func (a *aggregator) sample() {
+	a.sampler.sample(&a.cur, 0)
+	a.verdict.update(a.opts.Thresholds, &a.prev, &a.cur, a.runner, a.logger)
+	a.books.Apply(a.cur.Probes)
+	a.inc.Apply(&a.cur, Cores())
+	a.prev, a.cur = a.cur, a.prev
 }

@@ -1,7 +1,10 @@
 package worker
 
 import (
+	"fmt"
 	"log/slog"
+	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -11,29 +14,56 @@ import (
 
 // Options configure a Pool.
 type Options struct {
+	// Workers is the number of worker processes; 0 runs the load inside the
+	// daemon's own process.
+	Workers int
 	// Drain bounds how long in-flight requests may finish after their
 	// generation stops (reload or shutdown) before they are canceled.
 	Drain time.Duration
+	// SampleInterval is the saturation window and the heartbeat period.
+	SampleInterval time.Duration
+	// Thresholds decide client saturation.
+	Thresholds Thresholds
+	// Command starts a worker process: the daemon's own binary with its
+	// hidden worker subcommand, unless set (tests).
+	Command []string
+}
+
+// generation is the load of one configuration, wherever it runs.
+type generation interface {
+	stop()                     // stop scheduling; in-flight requests drain
+	finished() <-chan struct{} // closed once every request sent is recorded
 }
 
 // Pool runs the load of the current config and replaces it on reload. A
 // replaced generation stops scheduling at once while its in-flight requests
-// finish and are recorded; the metrics live in one collector.Metrics across
-// generations, so counters continue.
+// finish and are recorded; the metrics live across generations, so counters
+// continue.
 type Pool struct {
 	metrics *collector.Metrics
+	sat     *collector.Saturation
 	opts    Options
 	logger  *slog.Logger
 
 	mu       sync.Mutex
-	current  *inProcess
+	current  generation
 	probes   map[[2]string]bool // configured (target, scenario) label pairs
 	draining sync.WaitGroup
 }
 
 // NewPool returns a pool that has not started anything yet.
-func NewPool(metrics *collector.Metrics, opts Options, logger *slog.Logger) *Pool {
-	return &Pool{metrics: metrics, opts: opts, logger: logger, probes: map[[2]string]bool{}}
+func NewPool(metrics *collector.Metrics, sat *collector.Saturation, opts Options, logger *slog.Logger) (*Pool, error) {
+	if opts.SampleInterval <= 0 {
+		opts.SampleInterval = time.Second
+	}
+	if opts.Workers > 0 && len(opts.Command) == 0 {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("finding the llmprobe binary to start workers: %w", err)
+		}
+		opts.Command = []string{exe, "worker"}
+	}
+	return &Pool{metrics: metrics, sat: sat, opts: opts, logger: logger, probes: map[[2]string]bool{}}, nil
 }
 
 // Apply starts cfg's load, replacing the running one. On error the running
@@ -44,16 +74,37 @@ func (p *Pool) Apply(cfg *config.Config) error {
 	pairs := cfg.Pairs()
 	probes := make([]*collector.Probe, len(pairs))
 	keep := make(map[[2]string]bool, len(pairs))
+	var rate float64
 	for i, pair := range pairs {
 		probes[i] = p.metrics.ForProbe(pair.Target.Name, pair.Scenario)
 		keep[[2]string{pair.Target.Name, pair.Scenario.Name}] = true
+		if pair.Scenario.Load.Mode != config.LoadClosed {
+			rate += pair.Scenario.Load.Rate
+		}
 	}
-	next, err := startInProcess(cfg, probes, p.opts.Drain, p.logger)
-	if err != nil {
-		return err
+	n := max(1, p.opts.Workers)
+	workers := make([]*collector.Worker, n)
+	for i := range workers {
+		workers[i] = p.sat.Worker(strconv.Itoa(i), rate/float64(n))
 	}
-	if old := p.current; old != nil {
-		p.retire(old)
+	var next generation
+	if p.opts.Workers == 0 {
+		g, err := startInProcess(cfg, probes, workers[0], p.opts, p.logger)
+		if err != nil {
+			return err
+		}
+		next = g
+	} else {
+		data, dir := cfg.Source()
+		next = startProcesses(&procPlan{
+			exe: p.opts.Command[0], args: p.opts.Command[1:], env: workerEnv(Cores(), n),
+			assign: Assignment{Config: data, BaseDir: dir, Workers: n, Drain: p.opts.Drain,
+				SampleInterval: p.opts.SampleInterval, Thresholds: p.opts.Thresholds},
+			probes: probes, workers: workers, cores: max(1, (Cores()+n-1)/n), logger: p.logger,
+		})
+	}
+	if p.current != nil {
+		p.retire(p.current)
 	}
 	for k := range p.probes {
 		if !keep[k] {
@@ -61,16 +112,16 @@ func (p *Pool) Apply(cfg *config.Config) error {
 		}
 	}
 	p.current, p.probes = next, keep
-	p.logger.Info("load started", "probes", len(pairs))
+	p.logger.Info("load started", "probes", len(pairs), "workers", p.opts.Workers)
 	return nil
 }
 
-func (p *Pool) retire(g *inProcess) {
+func (p *Pool) retire(g generation) {
 	g.stop()
 	p.draining.Add(1)
 	go func() {
 		defer p.draining.Done()
-		<-g.done
+		<-g.finished()
 	}()
 }
 

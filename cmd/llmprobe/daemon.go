@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/promslog"
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
@@ -36,16 +38,20 @@ type daemonFlags struct {
 	configCheck   bool
 	telemetryPath string
 	drain         time.Duration
+	workers       int
 	web           *web.FlagConfig
+	log           *promslog.Config
 }
 
-func daemonCommand(app *kingpin.Application) (*kingpin.CmdClause, func(*slog.Logger) error) {
+func daemonCommand(app *kingpin.Application, logCfg *promslog.Config) (*kingpin.CmdClause, func(*slog.Logger) error) {
 	cmd := app.Command("run", "Probe the configured endpoints and serve metrics (the default command).").Default()
-	f := &daemonFlags{}
+	f := &daemonFlags{log: logCfg}
 	cmd.Flag("config.file", "llmprobe configuration file. Without it, llmprobe probes a built-in reference endpoint on loopback.").StringVar(&f.configFile)
 	cmd.Flag("config.check", "Validate the configuration file and exit.").BoolVar(&f.configCheck)
 	cmd.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&f.telemetryPath)
 	cmd.Flag("shutdown.drain-timeout", "On shutdown or reload, how long in-flight requests may finish before they are canceled.").Default("30s").DurationVar(&f.drain)
+	cmd.Flag("workers", "Worker processes that send the load (default: the CPUs this process may use, container-aware); 0 sends it from the daemon's own process.").
+		Default(strconv.Itoa(worker.Cores())).IntVar(&f.workers)
 	f.web = kingpinflag.AddFlags(cmd, defaultListenAddress)
 	return cmd, func(logger *slog.Logger) error { return runDaemon(f, logger) }
 }
@@ -72,8 +78,22 @@ func runDaemon(f *daemonFlags, logger *slog.Logger) error {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	if f.workers < 0 {
+		return fmt.Errorf("--workers=%d: must be 0 (in-process) or more", f.workers)
+	}
 	metrics := collector.New(reg)
-	pool := worker.NewPool(metrics, worker.Options{Drain: f.drain}, logger)
+	opts := worker.Options{Workers: f.workers, Drain: f.drain, Thresholds: worker.DefaultThresholds}
+	if f.workers > 0 {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("finding the llmprobe binary to start workers: %w", err)
+		}
+		opts.Command = []string{exe, "worker", "--log.level=" + f.log.Level.String(), "--log.format=" + f.log.Format.String()}
+	}
+	pool, err := worker.NewPool(metrics, collector.NewSaturation(reg), opts, logger)
+	if err != nil {
+		return err
+	}
 	d := &daemon{flags: f, logger: logger, pool: pool, config: config.NewSafeConfig(reg)}
 
 	if f.configFile == "" {

@@ -15,7 +15,7 @@ import (
 )
 
 // A subcommand registers its flags and returns what runs it.
-type command func(app *kingpin.Application) (*kingpin.CmdClause, func(logger *slog.Logger) error)
+type command func(app *kingpin.Application, logCfg *promslog.Config) (*kingpin.CmdClause, func(logger *slog.Logger) error)
 
 func main() {
 	app := kingpin.New("llmprobe", "Synthetic load and latency measurement for LLM inference endpoints, for Prometheus.")
@@ -25,8 +25,8 @@ func main() {
 	promslogflag.AddFlags(app, logCfg)
 
 	runners := map[string]func(*slog.Logger) error{}
-	for _, c := range []command{daemonCommand, simulateCommand} {
-		clause, run := c(app)
+	for _, c := range []command{daemonCommand, simulateCommand, workerCommand} {
+		clause, run := c(app, logCfg)
 		runners[clause.FullCommand()] = run
 	}
 	selected := kingpin.MustParse(app.Parse(os.Args[1:]))

@@ -76,6 +76,7 @@ scrape_configs:
 		}
 		time.Sleep(time.Second)
 	}
+	t.Logf("Prometheus TTFT median from native buckets: %.4fs (configured %s)", got, ttft)
 	// Native buckets of factor ~1.09 bound the interpolation error near 9%.
 	if rel := math.Abs(got-ttft.Seconds()) / ttft.Seconds(); rel > 0.1 {
 		t.Errorf("Prometheus' TTFT median = %.4fs, configured %.4fs (off by %.1f%%)", got, ttft.Seconds(), rel*100)

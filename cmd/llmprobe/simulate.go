@@ -10,6 +10,7 @@ import (
 
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/common/promslog"
 
 	"github.com/llmprobe/llmprobe/simulator"
 )
@@ -36,7 +37,7 @@ func (v durationValue) String() string { return time.Duration(*v.d).String() }
 
 // simulateCommand serves the reference endpoint. Flags override the YAML
 // file, which overrides the defaults.
-func simulateCommand(app *kingpin.Application) (*kingpin.CmdClause, func(*slog.Logger) error) {
+func simulateCommand(app *kingpin.Application, _ *promslog.Config) (*kingpin.CmdClause, func(*slog.Logger) error) {
 	cmd := app.Command("simulate", "Serve the reference OpenAI-compatible endpoint (simulated engine with ground-truth timestamps and faults).")
 	listen := cmd.Flag("listen-address", "Address to serve on.").Default("127.0.0.1:9801").String()
 	configFile := cmd.Flag("config.file", "Simulator YAML config (optional).").String()

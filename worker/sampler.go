@@ -1,0 +1,189 @@
+package worker
+
+import (
+	"fmt"
+	"log/slog"
+	"math"
+	"runtime"
+	"runtime/metrics"
+	"syscall"
+	"time"
+
+	"github.com/llmprobe/llmprobe/load"
+	"github.com/llmprobe/llmprobe/record"
+)
+
+// Thresholds decide when a worker calls itself saturated: when its own
+// queueing, not the endpoint, starts to shape what it measures. Any one of
+// them, over one sampling window, is enough. The defaults come from the
+// accuracy benchmark (bench/): below them the TTFT bias stayed under 1 ms.
+type Thresholds struct {
+	// LateFraction of the window's sends later than the late-dispatch
+	// threshold.
+	LateFraction float64
+	// AnyDrop: an arrival dropped because the in-flight cap was full means
+	// the schedule could not be kept.
+	AnyDrop bool
+	// CPU utilisation of the worker's usable cores (0..1).
+	CPU float64
+	// SchedLatencyP99 of the Go scheduler: goroutines (stream readers among
+	// them) waiting this long to run delay the timestamps they take.
+	SchedLatencyP99 time.Duration
+	// BacklogBytes of records not yet written to the supervisor.
+	BacklogBytes int64
+}
+
+// DefaultThresholds are documented in the README's saturation section.
+var DefaultThresholds = Thresholds{
+	LateFraction:    0.01,
+	AnyDrop:         true,
+	CPU:             0.90,
+	SchedLatencyP99: time.Millisecond,
+	BacklogBytes:    4 << 20,
+}
+
+// Judge says whether the window between prev and cur shows saturation, and
+// why (empty when not).
+func (t Thresholds) Judge(prev, cur *record.Sample, cores int) (bool, string) {
+	sent := cur.Sent - prev.Sent
+	if late := cur.Late - prev.Late; sent > 0 && float64(late)/float64(sent) > t.LateFraction {
+		return true, fmt.Sprintf("%d of %d sends were late", late, sent)
+	}
+	if t.AnyDrop && cur.Dropped > prev.Dropped {
+		return true, fmt.Sprintf("%d arrivals dropped at the in-flight cap", cur.Dropped-prev.Dropped)
+	}
+	if wall := time.Duration(cur.UnixNano - prev.UnixNano).Seconds(); wall > 0 && cores > 0 {
+		if u := (cur.CPUSeconds - prev.CPUSeconds) / wall / float64(cores); u > t.CPU {
+			return true, fmt.Sprintf("CPU at %.0f%% of %d cores", u*100, cores)
+		}
+	}
+	if cur.SchedLatencyP99 > t.SchedLatencyP99 {
+		return true, fmt.Sprintf("Go scheduler latency p99 %s", cur.SchedLatencyP99)
+	}
+	if cur.PipeBacklogBytes > t.BacklogBytes {
+		return true, fmt.Sprintf("%d bytes of records waiting for the supervisor", cur.PipeBacklogBytes)
+	}
+	return false, ""
+}
+
+// sampler reads one process' view of itself: its runner's books, CPU time,
+// and the Go runtime's scheduler latency and GC pauses since the last read.
+type sampler struct {
+	runner  *load.Runner
+	rt      []metrics.Sample
+	prevSch []uint64
+	prevGC  []uint64
+}
+
+func newSampler(r *load.Runner) *sampler {
+	return &sampler{runner: r, rt: []metrics.Sample{
+		{Name: "/sched/latencies:seconds"},
+		{Name: "/sched/pauses/total/gc:seconds"},
+	}}
+}
+
+// Cores is how many cores this process may use (container-aware: Go's
+// GOMAXPROCS follows the cgroup CPU limit).
+func Cores() int { return runtime.GOMAXPROCS(0) }
+
+// sample fills s for now; backlog is what the caller has not yet written.
+func (sm *sampler) sample(s *record.Sample, backlog int64) {
+	probes := s.Probes[:0]
+	*s = record.Sample{UnixNano: time.Now().UnixNano(), PipeBacklogBytes: backlog}
+	s.Probes = sm.runner.Snapshots(probes)
+	for _, p := range s.Probes {
+		s.Scheduled += p.Scheduled
+		s.Sent += p.Sent
+		s.Dropped += p.Dropped
+		s.Late += p.Late
+	}
+	s.InFlight, s.InFlightCap = sm.runner.InFlight()
+	s.CPUSeconds = cpuSeconds()
+	metrics.Read(sm.rt)
+	sch := sm.rt[0].Value.Float64Histogram()
+	s.SchedLatencyP50 = windowQuantile(sch, sm.prevSch, 0.50)
+	s.SchedLatencyP90 = windowQuantile(sch, sm.prevSch, 0.90)
+	s.SchedLatencyP99 = windowQuantile(sch, sm.prevSch, 0.99)
+	s.SchedLatencyMax = windowQuantile(sch, sm.prevSch, 1)
+	sm.prevSch = append(sm.prevSch[:0], sch.Counts...)
+	gc := sm.rt[1].Value.Float64Histogram()
+	s.GCPauseMax = windowQuantile(gc, sm.prevGC, 1)
+	s.GCPauseTotal = histogramSum(gc)
+	sm.prevGC = append(sm.prevGC[:0], gc.Counts...)
+}
+
+// windowQuantile is the q-quantile (upper bucket bound) of what h gained
+// since prev; 0 when nothing was added.
+func windowQuantile(h *metrics.Float64Histogram, prev []uint64, q float64) time.Duration {
+	var total uint64
+	for i, c := range h.Counts {
+		total += c - at(prev, i)
+	}
+	if total == 0 {
+		return 0
+	}
+	rank := uint64(math.Ceil(q * float64(total)))
+	var seen uint64
+	for i, c := range h.Counts {
+		seen += c - at(prev, i)
+		if seen >= rank && seen > 0 {
+			upper := h.Buckets[i+1]
+			if math.IsInf(upper, 1) {
+				upper = h.Buckets[i]
+			}
+			return time.Duration(upper * float64(time.Second))
+		}
+	}
+	return 0
+}
+
+// histogramSum estimates the total of h from bucket midpoints.
+func histogramSum(h *metrics.Float64Histogram) time.Duration {
+	var sum float64
+	for i, c := range h.Counts {
+		lo, hi := h.Buckets[i], h.Buckets[i+1]
+		if math.IsInf(lo, -1) {
+			lo = 0
+		}
+		if math.IsInf(hi, 1) {
+			hi = lo
+		}
+		sum += float64(c) * (lo + hi) / 2
+	}
+	return time.Duration(sum * float64(time.Second))
+}
+
+func at(s []uint64, i int) uint64 {
+	if i < len(s) {
+		return s[i]
+	}
+	return 0
+}
+
+// cpuSeconds is this process' user + system CPU time.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// verdict is a worker's standing saturation judgement; transitions are
+// logged, and the runner marks the records it sends while saturated.
+type verdict struct{ saturated bool }
+
+func (v *verdict) update(t Thresholds, prev, cur *record.Sample, r *load.Runner, logger *slog.Logger) {
+	sat, why := t.Judge(prev, cur, Cores())
+	cur.Saturated = sat
+	r.SetSaturated(sat)
+	if sat == v.saturated {
+		return
+	}
+	v.saturated = sat
+	if sat {
+		logger.Warn("client saturated: its measurements now include its own queueing", "why", why)
+	} else {
+		logger.Info("client no longer saturated")
+	}
+}

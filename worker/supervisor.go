@@ -1,0 +1,227 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/llmprobe/llmprobe/collector"
+	"github.com/llmprobe/llmprobe/record"
+)
+
+// Restart backoff after a worker dies: doubling from the first to the last,
+// and back to the first once a worker has run healthily for resetAfter.
+const (
+	firstBackoff = 100 * time.Millisecond
+	lastBackoff  = 10 * time.Second
+	resetAfter   = time.Minute
+	// A worker silent for this many sample intervals is hung: killed and
+	// restarted.
+	hungAfterIntervals = 5
+	// stopGrace is added to the drain bound before a stopping worker that
+	// has not exited is killed.
+	stopGrace = 5 * time.Second
+)
+
+// processes is one generation of worker processes sharing one plan.
+type processes struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (g *processes) stop()                     { g.cancel() }
+func (g *processes) finished() <-chan struct{} { return g.done }
+
+// procPlan is what every worker of a generation shares.
+type procPlan struct {
+	exe     string
+	args    []string
+	env     []string
+	assign  Assignment
+	probes  []*collector.Probe
+	workers []*collector.Worker
+	cores   int
+	logger  *slog.Logger
+}
+
+// startProcesses starts n supervised worker processes for the plan.
+func startProcesses(p *procPlan) *processes {
+	ctx, cancel := context.WithCancel(context.Background())
+	g := &processes{cancel: cancel, done: make(chan struct{})}
+	var wg sync.WaitGroup
+	for i := range p.workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.keep(ctx, i)
+		}()
+	}
+	go func() { wg.Wait(); close(g.done) }()
+	return g
+}
+
+// keep runs worker i until ctx ends, restarting it with backoff whenever it
+// dies or hangs. Every restart is counted and logged; the metrics it fed
+// carry on, so no counter goes backwards.
+func (p *procPlan) keep(ctx context.Context, i int) {
+	backoff := firstBackoff
+	logger := p.logger.With("worker", i)
+	for {
+		began := time.Now()
+		err := p.runOnce(ctx, i, logger)
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Since(began) > resetAfter {
+			backoff = firstBackoff
+		}
+		p.workers[i].Restarts.Inc()
+		logger.Error("worker process ended; restarting", "err", err, "after", backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, lastBackoff)
+	}
+}
+
+// runOnce starts worker i, carries its frames into the metrics until it
+// exits, and returns why it exited.
+func (p *procPlan) runOnce(ctx context.Context, i int, logger *slog.Logger) error {
+	recR, recW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer recR.Close()
+	cmd := exec.Command(p.exe, p.args...)
+	cmd.Env = p.env
+	cmd.Stdout = os.Stderr // a worker writes nothing there; anything that does is a diagnostic
+	cmd.Stderr = os.Stderr
+	cmd.ExtraFiles = []*os.File{recW} // fd 3: frames
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		recW.Close()
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		recW.Close()
+		return fmt.Errorf("starting worker: %w", err)
+	}
+	recW.Close()
+	a := p.assign
+	a.Worker = i
+	if err := json.NewEncoder(stdin).Encode(a); err != nil {
+		logger.Error("sending the assignment", "err", err)
+	}
+
+	var lastFrame atomic.Int64
+	lastFrame.Store(time.Now().UnixNano())
+	exited := make(chan struct{})
+	go p.watch(ctx, cmd, stdin, &lastFrame, exited, logger)
+
+	inc := p.workers[i].Start()
+	books := collector.NewBooks(p.probes)
+	received := p.read(recR, func() { cmd.Process.Kill() }, inc, books, p.workers[i], &lastFrame)
+	waitErr := cmd.Wait()
+	close(exited)
+	books.Close()
+	inc.End()
+	// Requests in flight when a worker dies are sent but never measured.
+	if lost := inc.Sent() - received; ctx.Err() == nil && lost > 0 {
+		p.workers[i].Lost.Add(float64(lost))
+	}
+	if waitErr == nil {
+		waitErr = errors.New("exited")
+	}
+	return waitErr
+}
+
+// watch stops the worker when the generation ends (close its input, kill it
+// if it outlives the drain bound) and kills it when it stops reporting.
+func (p *procPlan) watch(ctx context.Context, cmd *exec.Cmd, stdin io.Closer, lastFrame *atomic.Int64, exited <-chan struct{}, logger *slog.Logger) {
+	interval := p.assign.SampleInterval
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-exited:
+			return
+		case <-ctx.Done():
+			stdin.Close()
+			select {
+			case <-exited:
+			case <-time.After(p.assign.Drain + stopGrace):
+				logger.Error("worker did not stop within the drain bound; killing it")
+				cmd.Process.Kill()
+			}
+			return
+		case <-tick.C:
+			if silent := time.Since(time.Unix(0, lastFrame.Load())); silent > hungAfterIntervals*interval {
+				logger.Error("worker hung: no heartbeat; killing it", "silent", silent)
+				cmd.Process.Kill()
+				return
+			}
+		}
+	}
+}
+
+// read decodes frames until the worker closes its end; it returns how many
+// records it carried.
+func (p *procPlan) read(r io.Reader, kill func(), inc *collector.Incarnation, books *collector.Books, w *collector.Worker, lastFrame *atomic.Int64) uint64 {
+	dec := record.NewDecoder(r)
+	var rec record.Record
+	var sample record.Sample
+	var received uint64
+	for {
+		kind, err := dec.Next()
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				// A worker that writes what this build cannot read is
+				// broken: end it, and the restart brings a sane one.
+				p.logger.Error("unreadable worker frames; killing the worker", "err", err)
+				kill()
+			}
+			io.Copy(io.Discard, r) // until the worker's end closes
+			return received
+		}
+		lastFrame.Store(time.Now().UnixNano())
+		switch kind {
+		case record.KindRecord:
+			if err := dec.DecodeRecord(&rec); err != nil {
+				p.logger.Error("bad record frame", "err", err)
+				continue
+			}
+			received++
+			if int(rec.Probe) < len(p.probes) {
+				p.probes[rec.Probe].Observe(&rec)
+			}
+			w.ObserveRecord(&rec)
+		case record.KindSample:
+			if err := dec.DecodeSample(&sample); err != nil {
+				p.logger.Error("bad sample frame", "err", err)
+				continue
+			}
+			books.Apply(sample.Probes)
+			inc.Apply(&sample, p.cores)
+		case record.KindHeartbeat:
+			dec.DecodeHeartbeat()
+		}
+	}
+}
+
+// workerEnv is the environment of worker processes: the daemon's, with
+// GOMAXPROCS set to the worker's share of the cores.
+func workerEnv(cores, workers int) []string {
+	per := max(1, (cores+workers-1)/workers)
+	return append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(per))
+}
