@@ -1,0 +1,104 @@
+package prober_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/model"
+
+	"github.com/llmprobe/llmprobe/config"
+	"github.com/llmprobe/llmprobe/prober"
+	"github.com/llmprobe/llmprobe/simulator"
+)
+
+// TestAccuracyAgainstGroundTruth measures the reference endpoint, which
+// stamps every event with its emit time and its own TTFT, and checks the
+// prober's timings against those stamps at light load: TTFT and every
+// inter-token latency within 1 ms of the truth.
+func TestAccuracyAgainstGroundTruth(t *testing.T) {
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg := simulator.DefaultConfig()
+	cfg.Model = "m"
+	cfg.TTFT = model.Duration(30 * time.Millisecond)
+	cfg.ITL = model.Duration(5 * time.Millisecond)
+	sim, err := simulator.New(cfg, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sim.Handler())
+	defer srv.Close()
+	defer sim.Close()
+
+	for _, api := range []config.API{config.APIOpenAIChat, config.APIOpenAICompletions} {
+		t.Run(string(api), func(t *testing.T) {
+			target := &config.Target{Name: "ref", URL: srv.URL, API: api, Model: "m", HTTPClientConfig: config.DefaultTarget.HTTPClientConfig}
+			c, err := prober.NewClient(target, logger)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			var ttftErr, itlErr []time.Duration
+			var res prober.Result
+			// Light load: one request at a time; the first only opens the
+			// keep-alive connection (dialing is not the endpoint's TTFT).
+			for i := -1; i < 20; i++ {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				c.Do(ctx, prober.Request{Prompt: "measure me please", MaxTokens: 16, Stream: true}, &res)
+				cancel()
+				if i < 0 {
+					continue
+				}
+				if res.Outcome != prober.OutcomeSuccess || !res.GroundTruth || res.ServerTTFT < 0 {
+					t.Fatalf("request %d: outcome %s, ground truth %v, server TTFT %v", i, res.Outcome, res.GroundTruth, res.ServerTTFT)
+				}
+				if len(res.EmitLags) != 16 || len(res.Gaps) != 15 {
+					t.Fatalf("request %d: %d emit lags and %d gaps for 16 tokens", i, len(res.EmitLags), len(res.Gaps))
+				}
+				// TTFT counts from our send, the endpoint's from its
+				// arrival: the difference is transit and our reading.
+				ttftErr = append(ttftErr, abs(res.TTFT-res.ServerTTFT))
+				// Gap i spans events i and i+1: measured minus true gap is
+				// the change in receive lag between them.
+				for j := range res.Gaps {
+					itlErr = append(itlErr, abs(res.EmitLags[j+1]-res.EmitLags[j]))
+				}
+			}
+			// The 90th percentile, not the maximum: go test runs other
+			// packages on the same two cores, and their scheduling noise
+			// reaches the tail. bench/ measures the tail on a quiet machine.
+			if q := quantile(ttftErr, 0.9); q > time.Millisecond {
+				t.Errorf("TTFT error p90 %v > 1ms (max %v)", q, maxOf(ttftErr))
+			}
+			if q := quantile(itlErr, 0.9); q > time.Millisecond {
+				t.Errorf("ITL error p90 %v > 1ms (max %v)", q, maxOf(itlErr))
+			}
+			t.Logf("%s: TTFT error p50 %v max %v; ITL error p50 %v max %v", api, quantile(ttftErr, 0.5), maxOf(ttftErr), quantile(itlErr, 0.5), maxOf(itlErr))
+		})
+	}
+}
+
+func abs(d time.Duration) time.Duration {
+	if d < 0 {
+		return -d
+	}
+	return d
+}
+
+func maxOf(ds []time.Duration) time.Duration {
+	var m time.Duration
+	for _, d := range ds {
+		m = max(m, d)
+	}
+	return m
+}
+
+func quantile(ds []time.Duration, q float64) time.Duration {
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[int(q*float64(len(s)-1))]
+}
