@@ -42,6 +42,10 @@ type Server struct {
 	done      chan struct{}
 	closeOnce sync.Once
 
+	// alarm keeps an idle process waking often enough for Go timers to
+	// fire on time while sequences run; nil where unavailable.
+	alarm *wakeAlarm
+
 	// traceEmit, when set (by tests, before serving), sees every scheduled
 	// event: the model's schedule apart from the machine's timer noise.
 	traceEmit func(seq uint64, admitted, sched, emitted time.Time)
@@ -71,6 +75,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		done:      make(chan struct{}),
 		modelJSON: modelJSON,
 	}
+	s.alarm = newWakeAlarm()
 	s.bufs.New = func() any { b := make([]byte, 0, 1024); return &b }
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/chat/completions", func(w http.ResponseWriter, r *http.Request) { s.serveCompletion(w, r, apiChat) })
@@ -90,8 +95,14 @@ func (s *Server) Handler() http.Handler { return s.handler }
 func (s *Server) Config() Config { return s.cfg }
 
 // Close stops the server: in-flight streams and queued requests end at
-// once, new requests get 503. It does not close listeners.
-func (s *Server) Close() { s.closeOnce.Do(func() { close(s.done) }) }
+// once, new requests get 503, and the server's timer is released. It does
+// not close listeners.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() {
+		close(s.done)
+		s.alarm.close()
+	})
+}
 
 func (s *Server) closed() bool {
 	select {
@@ -290,16 +301,25 @@ func (s *Server) admit(st *stream) bool {
 		}
 	}
 	st.admitted = time.Now()
-	s.running.Add(1)
+	if s.running.Add(1) == 1 {
+		s.updateAlarm()
+	}
 	s.metrics.running.Inc()
 	s.metrics.queue.Observe(st.admitted.Sub(st.arrival).Seconds())
 	return true
 }
 
 func (s *Server) release() {
-	s.running.Add(-1)
+	if s.running.Add(-1) == 0 {
+		s.updateAlarm()
+	}
 	s.metrics.running.Dec()
 	<-s.slots
+}
+
+// updateAlarm ticks the wake alarm while any sequence runs.
+func (s *Server) updateAlarm() {
+	s.alarm.update(func() bool { return s.running.Load() > 0 })
 }
 
 // abortConn resets the client's TCP connection (RST, not FIN): what a
