@@ -1,0 +1,35 @@
+package worker
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// The books balance once a pool has shut down: every arrival was either
+// dropped or sent, and every sent request has exactly one outcome.
+func TestBooksBalanceAfterShutdown(t *testing.T) {
+	ep := newEndpoint(t, 20*time.Millisecond, 2*time.Millisecond)
+	for _, workers := range []int{0, 2} {
+		t.Run(fmt.Sprintf("workers=%d", workers), func(t *testing.T) {
+			h := newPool(t, workers, 100*time.Millisecond)
+			// 400 req/s into 4 slots held ~30 ms each: plenty sent, plenty dropped.
+			if err := h.pool.Apply(loadConfig(t, ep.URL, "{mode: open, rate: 400, max_in_flight: 4}")); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(1500 * time.Millisecond)
+			h.pool.Shutdown()
+			scheduled := sumOver(h, t, "llmprobe_requests_scheduled_total")
+			dropped := sumOver(h, t, "llmprobe_requests_dropped_total")
+			outcomes := sumOver(h, t, "llmprobe_requests_total")
+			inFlight := sumOver(h, t, "llmprobe_requests_in_flight")
+			lost := sumOver(h, t, "llmprobe_worker_lost_requests_total")
+			if dropped == 0 || outcomes == 0 {
+				t.Fatalf("the load did not exercise both sides: %v dropped, %v sent", dropped, outcomes)
+			}
+			if scheduled != outcomes+dropped || inFlight != 0 || lost != 0 {
+				t.Errorf("scheduled %v ≠ outcomes %v + dropped %v (in flight %v, lost %v)", scheduled, outcomes, dropped, inFlight, lost)
+			}
+		})
+	}
+}
