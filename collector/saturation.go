@@ -91,20 +91,28 @@ func (s *Saturation) Forget(id string) {
 func (w *Worker) ObserveRecord(r *record.Record) { w.scheduleDelay.Observe(r.ScheduleDelay.Seconds()) }
 
 // Incarnation follows one run of a worker: its samples count from zero.
+// During a reload two incarnations of a worker can overlap (the old one
+// draining); gauges that both would set are therefore kept as sums of
+// per-incarnation contributions (up, in flight, cap), and a retired
+// incarnation no longer speaks for the worker's last-window gauges.
 type Incarnation struct {
-	w    *Worker
-	prev record.Sample
-	seen bool
+	w         *Worker
+	prev      record.Sample
+	seen      bool
+	inFlight  float64
+	inflCap   float64
+	saturated float64
 }
 
 // Start begins a new incarnation of the worker.
 func (w *Worker) Start() *Incarnation {
-	w.up.Set(1)
+	w.up.Add(1)
 	return &Incarnation{w: w}
 }
 
-// Apply carries one sample into the metrics.
-func (inc *Incarnation) Apply(cur *record.Sample, cores int) {
+// Apply carries one sample into the metrics. live is false once the
+// incarnation's generation has been replaced and only drains.
+func (inc *Incarnation) Apply(cur *record.Sample, cores int, live bool) {
 	w, prev := inc.w, &inc.prev
 	w.sent.Add(float64(delta(cur.Sent, prev.Sent)))
 	w.dropped.Add(float64(delta(cur.Dropped, prev.Dropped)))
@@ -112,23 +120,27 @@ func (inc *Incarnation) Apply(cur *record.Sample, cores int) {
 	if cur.CPUSeconds > prev.CPUSeconds {
 		w.cpu.Add(cur.CPUSeconds - prev.CPUSeconds)
 	}
-	if inc.seen {
-		if wall := time.Duration(cur.UnixNano - prev.UnixNano).Seconds(); wall > 0 {
-			w.sendRate.Set(float64(delta(cur.Sent, prev.Sent)) / wall)
-			if cores > 0 {
-				w.cpuUtil.Set((cur.CPUSeconds - prev.CPUSeconds) / wall / float64(cores))
+	inc.set(w.inFlight, &inc.inFlight, float64(cur.InFlight))
+	inc.set(w.cap, &inc.inflCap, float64(cur.InFlightCap))
+	if live {
+		sat := 0.0
+		if cur.Saturated {
+			sat = 1
+		}
+		inc.set(w.saturated, &inc.saturated, sat)
+		if inc.seen {
+			if wall := time.Duration(cur.UnixNano - prev.UnixNano).Seconds(); wall > 0 {
+				w.sendRate.Set(float64(delta(cur.Sent, prev.Sent)) / wall)
+				if cores > 0 {
+					w.cpuUtil.Set((cur.CPUSeconds - prev.CPUSeconds) / wall / float64(cores))
+				}
 			}
 		}
-	}
-	w.inFlight.Set(float64(cur.InFlight))
-	w.cap.Set(float64(cur.InFlightCap))
-	w.schedP99.Set(cur.SchedLatencyP99.Seconds())
-	w.gcPauseMax.Set(cur.GCPauseMax.Seconds())
-	w.backlog.Set(float64(cur.PipeBacklogBytes))
-	if cur.Saturated {
-		w.saturated.Set(1)
+		w.schedP99.Set(cur.SchedLatencyP99.Seconds())
+		w.gcPauseMax.Set(cur.GCPauseMax.Seconds())
+		w.backlog.Set(float64(cur.PipeBacklogBytes))
 	} else {
-		w.saturated.Set(0)
+		inc.set(w.saturated, &inc.saturated, 0)
 	}
 	probes := prev.Probes
 	*prev = *cur
@@ -136,11 +148,19 @@ func (inc *Incarnation) Apply(cur *record.Sample, cores int) {
 	inc.seen = true
 }
 
+// set moves the incarnation's contribution to g from *mine to v.
+func (inc *Incarnation) set(g prometheus.Gauge, mine *float64, v float64) {
+	g.Add(v - *mine)
+	*mine = v
+}
+
 // Sent is the requests the incarnation had sent at its last sample.
 func (inc *Incarnation) Sent() uint64 { return inc.prev.Sent }
 
-// End marks the incarnation over: the worker is down until the next starts.
+// End withdraws the incarnation's contributions: the run is over.
 func (inc *Incarnation) End() {
-	inc.w.up.Set(0)
-	inc.w.inFlight.Set(0)
+	inc.w.up.Sub(1)
+	inc.set(inc.w.inFlight, &inc.inFlight, 0)
+	inc.set(inc.w.cap, &inc.inflCap, 0)
+	inc.set(inc.w.saturated, &inc.saturated, 0)
 }

@@ -41,7 +41,7 @@ func startInProcess(cfg *config.Config, probes []*collector.Probe, worker *colle
 	}()
 	go func() {
 		defer close(g.done)
-		a := &aggregator{q: q, probes: probes, worker: worker, runner: runner, sampler: newSampler(runner),
+		a := &aggregator{retired: ctx.Done(), q: q, probes: probes, worker: worker, runner: runner, sampler: newSampler(runner),
 			books: collector.NewBooks(probes), inc: worker.Start(), opts: opts, logger: logger}
 		a.run(finished)
 	}()
@@ -51,6 +51,7 @@ func startInProcess(cfg *config.Config, probes []*collector.Probe, worker *colle
 // aggregator is the in-process counterpart of a worker's frame writer and
 // the supervisor's frame reader at once.
 type aggregator struct {
+	retired   <-chan struct{}
 	q         *collector.Queue
 	probes    []*collector.Probe
 	worker    *collector.Worker
@@ -97,6 +98,15 @@ func (a *aggregator) sample() {
 	a.sampler.sample(&a.cur, 0)
 	a.verdict.update(a.opts.Thresholds, &a.prev, &a.cur, a.runner, a.logger)
 	a.books.Apply(a.cur.Probes)
-	a.inc.Apply(&a.cur, Cores())
+	a.inc.Apply(&a.cur, Cores(), !closed(a.retired))
 	a.prev, a.cur = a.cur, a.prev
+}
+
+func closed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
 }

@@ -131,7 +131,7 @@ func (p *procPlan) runOnce(ctx context.Context, i int, logger *slog.Logger) erro
 
 	inc := p.workers[i].Start()
 	books := collector.NewBooks(p.probes)
-	received := p.read(recR, func() { cmd.Process.Kill() }, inc, books, p.workers[i], &lastFrame)
+	received := p.read(ctx, recR, func() { cmd.Process.Kill() }, inc, books, p.workers[i], &lastFrame)
 	waitErr := cmd.Wait()
 	close(exited)
 	books.Close()
@@ -177,7 +177,7 @@ func (p *procPlan) watch(ctx context.Context, cmd *exec.Cmd, stdin io.Closer, la
 
 // read decodes frames until the worker closes its end; it returns how many
 // records it carried.
-func (p *procPlan) read(r io.Reader, kill func(), inc *collector.Incarnation, books *collector.Books, w *collector.Worker, lastFrame *atomic.Int64) uint64 {
+func (p *procPlan) read(ctx context.Context, r io.Reader, kill func(), inc *collector.Incarnation, books *collector.Books, w *collector.Worker, lastFrame *atomic.Int64) uint64 {
 	dec := record.NewDecoder(r)
 	var rec record.Record
 	var sample record.Sample
@@ -212,7 +212,7 @@ func (p *procPlan) read(r io.Reader, kill func(), inc *collector.Incarnation, bo
 				continue
 			}
 			books.Apply(sample.Probes)
-			inc.Apply(&sample, p.cores)
+			inc.Apply(&sample, p.cores, ctx.Err() == nil)
 		case record.KindHeartbeat:
 			dec.DecodeHeartbeat()
 		}
