@@ -1,0 +1,370 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Num is a figure that may be undefined (NaN: nothing observed); it is
+// written to JSON as null then.
+type Num float64
+
+func (n Num) MarshalJSON() ([]byte, error) {
+	f := float64(n)
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return []byte("null"), nil
+	}
+	return strconv.AppendFloat(nil, f, 'g', -1, 64), nil
+}
+
+func (n *Num) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*n = Num(math.NaN())
+		return nil
+	}
+	f, err := strconv.ParseFloat(string(b), 64)
+	*n = Num(f)
+	return err
+}
+
+// Quant summarizes a histogram window, in seconds.
+type Quant struct {
+	P50 Num `json:"p50"`
+	P99 Num `json:"p99"`
+	Max Num `json:"max"`
+}
+
+func quant(h *Hist) Quant {
+	return Quant{P50: Num(h.Quantile(0.5)), P99: Num(h.Quantile(0.99)), Max: Num(h.Max())}
+}
+
+// RunResult is one run's figures, all taken within that run's window.
+type RunResult struct {
+	Workers       int     `json:"workers"`
+	RequestedRate float64 `json:"requested_rate"`
+	Repeat        int     `json:"repeat"`
+	Seed          int     `json:"seed"`
+
+	WindowSeconds Num `json:"window_seconds"`
+	Completed     Num `json:"completed"` // requests that ended in the window, any outcome
+	Errors        Num `json:"errors"`    // of which not successful
+	Dropped       Num `json:"dropped"`   // arrivals dropped at the in-flight cap
+	AchievedRate  Num `json:"achieved_rate"`
+	RateRatio     Num `json:"achieved_over_requested"`
+	RateTolerance Num `json:"rate_tolerance"` // allowed |ratio−1|: the tolerance plus 2σ of a Poisson count
+
+	TTFTBias      Quant `json:"ttft_bias_seconds"` // measured TTFT − the endpoint's stamped TTFT
+	EmitLag       Quant `json:"emit_lag_seconds"`  // receive − emit wall time, per text event
+	ScheduleDelay Quant `json:"schedule_delay_seconds"`
+	TTFT          Quant `json:"ttft_seconds"`
+	ITL           Quant `json:"itl_seconds"`
+	MeanE2E       Num   `json:"mean_e2e_seconds"`
+
+	ClientCPUSeconds Num   `json:"client_cpu_seconds"`
+	ClientCores      Num   `json:"client_cores"` // CPU seconds per second of window
+	OutputTokens     Num   `json:"output_tokens"`
+	CPUPer1kTokensMs Num   `json:"cpu_ms_per_1k_tokens"`
+	ClientRSSBytes   int64 `json:"client_rss_bytes"`
+	ClientProcesses  int   `json:"client_processes"`
+	MeanInFlight     Num   `json:"mean_in_flight"` // Little's law: achieved rate × mean e2e
+	RSSPerStreamKiB  Num   `json:"rss_per_in_flight_kib"`
+
+	Saturated         bool `json:"saturated"`
+	SaturatedRequests Num  `json:"saturated_requests"`
+
+	EndpointLateness Quant `json:"endpoint_emit_lateness_seconds"`
+	EndpointCores    Num   `json:"endpoint_cores"`
+}
+
+// measure turns the two edges of a run's window into its figures.
+func measure(a, z window, workers int, rate float64, rep int, o *options) (RunResult, error) {
+	r := RunResult{Workers: workers, RequestedRate: rate, Repeat: rep, Seed: rep + 1}
+	win := z.daemon.At.Sub(a.daemon.At).Seconds()
+	if win <= 0 {
+		return r, fmt.Errorf("empty window")
+	}
+	delta := func(name string) float64 { return z.daemon.Sum[name] - a.daemon.Sum[name] }
+	r.WindowSeconds = Num(win)
+	completed := delta("llmprobe_requests_total")
+	success := z.daemon.ByOutcome["llmprobe_requests_total"]["success"] - a.daemon.ByOutcome["llmprobe_requests_total"]["success"]
+	r.Completed, r.Errors, r.Dropped = Num(completed), Num(completed-success), Num(delta("llmprobe_requests_dropped_total"))
+	r.AchievedRate = Num(completed / win)
+	r.RateRatio = Num(completed / win / rate)
+	r.RateTolerance = Num(rateTolerance(o.rateTol, o.arrival, rate, win))
+
+	hists := map[string]*Quant{
+		"llmprobe_ground_truth_ttft_bias_seconds": &r.TTFTBias,
+		"llmprobe_ground_truth_emit_lag_seconds":  &r.EmitLag,
+		"llmprobe_schedule_delay_seconds":         &r.ScheduleDelay,
+		"llmprobe_time_to_first_token_seconds":    &r.TTFT,
+		"llmprobe_inter_token_latency_seconds":    &r.ITL,
+	}
+	for name, q := range hists {
+		h, err := histDelta(a.daemon, z.daemon, name)
+		if err != nil {
+			return r, err
+		}
+		*q = quant(h)
+	}
+	e2e, err := histDelta(a.daemon, z.daemon, "llmprobe_request_duration_seconds")
+	if err != nil {
+		return r, err
+	}
+	r.MeanE2E = Num(e2e.Mean())
+	lateness, err := histDelta(a.endpoint, z.endpoint, "llmprobe_simulator_emit_lateness_seconds")
+	if err != nil {
+		return r, err
+	}
+	r.EndpointLateness = quant(lateness)
+	r.EndpointCores = Num((z.server.CPUSeconds - a.server.CPUSeconds) / win)
+
+	cpu := z.client.CPUSeconds - a.client.CPUSeconds
+	tokens := delta("llmprobe_output_tokens_total")
+	r.ClientCPUSeconds, r.ClientCores, r.OutputTokens = Num(cpu), Num(cpu/win), Num(tokens)
+	r.CPUPer1kTokensMs = Num(math.NaN())
+	if tokens > 0 {
+		r.CPUPer1kTokensMs = Num(cpu / tokens * 1000 * 1000)
+	}
+	r.ClientRSSBytes, r.ClientProcesses = z.client.RSSBytes, z.client.Procs
+	r.MeanInFlight = Num(completed / win * e2e.Mean())
+	r.RSSPerStreamKiB = Num(float64(r.ClientRSSBytes) / float64(r.MeanInFlight) / 1024)
+
+	r.SaturatedRequests = Num(delta("llmprobe_saturated_observations_total"))
+	r.Saturated = z.daemon.Max["llmprobe_client_saturated"] > 0 || r.SaturatedRequests > 0
+	return r, nil
+}
+
+// rateTolerance is how far achieved/requested may stray from 1 and still
+// count as keeping the rate. A Poisson count over a window of rate·window
+// expected arrivals has a relative standard deviation of 1/√(rate·window)
+// (1.3% at 700 req/s over 8 s), so a 1% tolerance alone would fail a client
+// that sent every arrival on time; 2σ of that noise is added for Poisson.
+func rateTolerance(tol float64, arrival string, rate, window float64) float64 {
+	if arrival != "poisson" {
+		return tol
+	}
+	return tol + 2/math.Sqrt(rate*window)
+}
+
+// Row is one (mode, rate): the median of its runs.
+type Row struct {
+	Workers       int       `json:"workers"`
+	Rate          float64   `json:"requested_rate"`
+	Runs          int       `json:"runs"`
+	Median        RunResult `json:"median"`
+	SaturatedRuns int       `json:"saturated_runs"`
+	Clean         bool      `json:"clean"`
+}
+
+// ModeSummary is the ladder of one mode and its highest clean rate.
+type ModeSummary struct {
+	Workers int   `json:"workers"`
+	Rows    []Row `json:"rows"`
+	// HighestCleanRate is the highest rate at which this and every lower
+	// rate was clean; 0 when the lowest was not.
+	HighestCleanRate float64 `json:"highest_clean_rate"`
+}
+
+// Report is the JSON output.
+type Report struct {
+	Started  time.Time      `json:"started"`
+	Finished time.Time      `json:"finished"`
+	Machine  Machine        `json:"machine"`
+	Options  map[string]any `json:"options"`
+	Modes    []ModeSummary  `json:"modes"`
+	RSS      []RSSResult    `json:"rss"`
+	Runs     []RunResult    `json:"runs"`
+}
+
+func optionsJSON(o *options) map[string]any {
+	return map[string]any{
+		"rates": o.rates, "modes": o.modes, "duration": o.duration.String(), "warmup": o.warmup.String(),
+		"repeat": o.repeat, "server_cpus": o.serverCPUs, "client_cpus": o.clientCPUs,
+		"ttft": o.ttft.String(), "itl": o.itl.String(), "output_tokens": o.outTokens, "input_tokens": o.inTokens,
+		"arrival": o.arrival, "bias_limit": o.biasLimit.String(), "rate_tolerance": o.rateTol,
+		"rss_streams": o.rssStreams, "rss_itl": o.rssITL.String(), "rss_tokens": o.rssTokens,
+	}
+}
+
+// clean: the measurement is within the bias limit and the client kept the
+// schedule (rate within tolerance, nothing dropped, nothing failed).
+func (r *RunResult) clean(biasLimit time.Duration) bool {
+	return float64(r.TTFTBias.P99) < biasLimit.Seconds() &&
+		math.Abs(float64(r.RateRatio)-1) <= float64(r.RateTolerance) &&
+		r.Dropped == 0 && r.Errors == 0
+}
+
+// Summarize groups runs by mode and rate into median rows.
+func (rep *Report) Summarize(o *options) {
+	rep.Modes = nil
+	for _, mode := range o.modes {
+		ms := ModeSummary{Workers: mode}
+		for _, rate := range o.rates {
+			var runs []RunResult
+			for _, r := range rep.Runs {
+				if r.Workers == mode && r.RequestedRate == rate {
+					runs = append(runs, r)
+				}
+			}
+			if len(runs) == 0 {
+				continue
+			}
+			row := Row{Workers: mode, Rate: rate, Runs: len(runs), Median: medianRun(runs)}
+			for _, r := range runs {
+				if r.Saturated {
+					row.SaturatedRuns++
+				}
+			}
+			row.Clean = row.Median.clean(o.biasLimit)
+			ms.Rows = append(ms.Rows, row)
+		}
+		ms.HighestCleanRate = highestCleanRate(ms.Rows)
+		rep.Modes = append(rep.Modes, ms)
+	}
+}
+
+// highestCleanRate is the highest rate such that it and every lower rate
+// are clean: the rate up to which the measurement can be trusted.
+func highestCleanRate(rows []Row) float64 {
+	sorted := append([]Row(nil), rows...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Rate < sorted[j].Rate })
+	best := 0.0
+	for _, r := range sorted {
+		if !r.Clean {
+			break
+		}
+		best = r.Rate
+	}
+	return best
+}
+
+// median of the defined values; NaN when none is.
+func median(vs []float64) float64 {
+	var d []float64
+	for _, v := range vs {
+		if !math.IsNaN(v) {
+			d = append(d, v)
+		}
+	}
+	if len(d) == 0 {
+		return math.NaN()
+	}
+	sort.Float64s(d)
+	if n := len(d); n%2 == 1 {
+		return d[n/2]
+	} else {
+		return (d[n/2-1] + d[n/2]) / 2
+	}
+}
+
+// medianRun takes, figure by figure, the median over runs; each figure's
+// ratios were formed within one run first. Saturated is true if any run
+// saturated.
+func medianRun(runs []RunResult) RunResult {
+	out := runs[0]
+	out.Repeat, out.Seed = -1, 0
+	quants := func(r *RunResult) []*Quant {
+		return []*Quant{&r.TTFTBias, &r.EmitLag, &r.ScheduleDelay, &r.TTFT, &r.ITL, &r.EndpointLateness}
+	}
+	nums := func(r *RunResult) []*Num {
+		ns := []*Num{&r.WindowSeconds, &r.Completed, &r.Errors, &r.Dropped, &r.AchievedRate, &r.RateRatio, &r.RateTolerance,
+			&r.MeanE2E, &r.ClientCPUSeconds, &r.ClientCores, &r.OutputTokens, &r.CPUPer1kTokensMs, &r.MeanInFlight,
+			&r.RSSPerStreamKiB, &r.SaturatedRequests, &r.EndpointCores}
+		for _, q := range quants(r) {
+			ns = append(ns, &q.P50, &q.P99, &q.Max)
+		}
+		return ns
+	}
+	outNums := nums(&out)
+	vals := make([]float64, len(runs))
+	for i := range outNums {
+		for j := range runs {
+			vals[j] = float64(*nums(&runs[j])[i])
+		}
+		*outNums[i] = Num(median(vals))
+	}
+	rss := make([]float64, len(runs))
+	for j := range runs {
+		rss[j] = float64(runs[j].ClientRSSBytes)
+		out.Saturated = out.Saturated || runs[j].Saturated
+	}
+	out.ClientRSSBytes = int64(median(rss))
+	return out
+}
+
+// ms formats seconds as milliseconds.
+func ms(s Num) string {
+	if math.IsNaN(float64(s)) {
+		return "–"
+	}
+	return strconv.FormatFloat(float64(s)*1000, 'f', 3, 64)
+}
+
+func f1(n Num) string {
+	if math.IsNaN(float64(n)) {
+		return "–"
+	}
+	return strconv.FormatFloat(float64(n), 'f', 1, 64)
+}
+
+func modeName(w int) string {
+	if w == 0 {
+		return "in-process (`--workers=0`)"
+	}
+	return fmt.Sprintf("%d worker processes (`--workers=%d`)", w, w)
+}
+
+// Markdown renders the summary tables.
+func (rep *Report) Markdown(o *options) string {
+	var b strings.Builder
+	m := rep.Machine
+	fmt.Fprintf(&b, "## llmprobe measurement accuracy\n\n")
+	fmt.Fprintf(&b, "Machine: %d CPUs (%s), kernel %s, %s; load average at start %q, at end %q.\n", m.CPUs, m.Model, m.Kernel, m.GoVersion, m.LoadAvgStart, m.LoadAvgEnd)
+	pin := func(s string) string {
+		if s == "" {
+			return "not pinned"
+		}
+		return "CPUs " + s
+	}
+	fmt.Fprintf(&b, "Endpoint: TTFT %s, ITL %s, %d output tokens, %s arrivals; endpoint %s, llmprobe %s. Window %s after %s warm-up, median of %d runs.\n\n",
+		o.ttft, o.itl, o.outTokens, o.arrival, pin(o.serverCPUs), pin(o.clientCPUs), o.duration, o.warmup, o.repeat)
+	for _, mode := range rep.Modes {
+		fmt.Fprintf(&b, "### %s\n\n", modeName(mode.Workers))
+		b.WriteString("| req/s | achieved/req (tol) | TTFT bias p50 / p99 / max ms | emit lag p50 / p99 / max ms | sched delay p50 / p99 ms | TTFT p99 / ITL p99 ms | CPU ms / 1k tok | client cores | RSS KiB / in-flight | saturated | endpoint lateness p99 ms (cores) | clean |\n")
+		b.WriteString("|---:|---|---|---|---|---|---:|---:|---:|---|---|---|\n")
+		for _, row := range mode.Rows {
+			r := row.Median
+			clean := "no"
+			if row.Clean {
+				clean = "yes"
+			}
+			sat := "no"
+			if row.SaturatedRuns > 0 {
+				sat = fmt.Sprintf("%d/%d runs", row.SaturatedRuns, row.Runs)
+			}
+			fmt.Fprintf(&b, "| %g | %.3f (±%.3f) | %s / %s / %s | %s / %s / %s | %s / %s | %s / %s | %s | %.2f | %s | %s | %s (%.2f) | %s |\n",
+				row.Rate, float64(r.RateRatio), float64(r.RateTolerance),
+				ms(r.TTFTBias.P50), ms(r.TTFTBias.P99), ms(r.TTFTBias.Max),
+				ms(r.EmitLag.P50), ms(r.EmitLag.P99), ms(r.EmitLag.Max),
+				ms(r.ScheduleDelay.P50), ms(r.ScheduleDelay.P99), ms(r.TTFT.P99), ms(r.ITL.P99),
+				f1(r.CPUPer1kTokensMs), float64(r.ClientCores), f1(r.RSSPerStreamKiB), sat,
+				ms(r.EndpointLateness.P99), float64(r.EndpointCores), clean)
+		}
+		fmt.Fprintf(&b, "\nHighest clean rate: **%g req/s** (it and every lower rate: TTFT-bias p99 < %s, achieved/requested within tolerance, no drop, no error).\n\n",
+			mode.HighestCleanRate, o.biasLimit)
+	}
+	if len(rep.RSS) > 0 {
+		fmt.Fprintf(&b, "### Memory per in-flight stream (closed loop, ITL %s, %d tokens)\n\n", o.rssITL, o.rssTokens)
+		b.WriteString("| workers | streams in flight | RSS MiB | baseline streams | baseline RSS MiB | KiB per stream |\n|---:|---:|---:|---:|---:|---:|\n")
+		for _, r := range rep.RSS {
+			fmt.Fprintf(&b, "| %d | %.0f | %.1f | %.0f | %.1f | %s |\n", r.Workers, float64(r.InFlight), float64(r.RSSBytes)/(1<<20),
+				float64(r.BaselineInFlt), float64(r.BaselineRSS)/(1<<20), f1(r.PerStreamKiB))
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
