@@ -1,0 +1,886 @@
+package deploy
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/version"
+	"go.yaml.in/yaml/v2"
+
+	"github.com/llmprobe/llmprobe/collector"
+	"github.com/llmprobe/llmprobe/config"
+)
+
+// Paths relative to this package's directory, where go test runs.
+const (
+	promDir       = "prometheus"
+	dashboardsDir = "../dashboards"
+	k8sDir        = "kubernetes"
+	composeDir    = "compose"
+)
+
+func promtoolPath(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Fatalf("promtool not found (%v): ./test.sh installs it (Debian package prometheus)", err)
+	}
+	return p
+}
+
+// promtool runs promtool in dir and fails the test with its output on error.
+func promtool(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, promtoolPath(t), args...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("promtool %s (in %s): %v\n%s", strings.Join(args, " "), dir, err, out)
+	}
+	return string(out)
+}
+
+func TestPromtoolCheckRules(t *testing.T) {
+	promtool(t, promDir, "check", "rules", "rules.yml", "alerts.yml")
+}
+
+func TestPromtoolRuleUnitTests(t *testing.T) {
+	out := promtool(t, promDir, "test", "rules", "tests.yml")
+	if !strings.Contains(out, "SUCCESS") {
+		t.Fatalf("promtool test rules did not report SUCCESS:\n%s", out)
+	}
+}
+
+func TestPromtoolCheckConfig(t *testing.T) {
+	// Run from the config's directory: its rule_files are relative to it.
+	out := promtool(t, promDir, "check", "config", "prometheus.yml")
+	for _, f := range []string{"rules.yml", "alerts.yml"} {
+		if !strings.Contains(out, "Checking "+f) {
+			t.Errorf("promtool check config did not check %s: does prometheus.yml list it in rule_files?\n%s", f, out)
+		}
+	}
+}
+
+type ruleFile struct {
+	Groups []struct {
+		Name  string `yaml:"name"`
+		Rules []struct {
+			Record      string            `yaml:"record"`
+			Alert       string            `yaml:"alert"`
+			Expr        string            `yaml:"expr"`
+			Labels      map[string]string `yaml:"labels"`
+			Annotations map[string]string `yaml:"annotations"`
+		} `yaml:"rules"`
+	} `yaml:"groups"`
+}
+
+func readRuleFile(t *testing.T, path string) ruleFile {
+	t.Helper()
+	var rf ruleFile
+	if err := yaml.Unmarshal(readFile(t, path), &rf); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return rf
+}
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// exportedNames returns every metric name llmprobe's daemon exports, with the
+// _bucket, _sum and _count series of histograms: the real collectors,
+// registered as the daemon does, with one series of each vector created.
+func exportedNames(t *testing.T) map[string]bool {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(versioncollector.NewCollector("llmprobe"))
+	m := collector.New(reg)
+	cfg, err := config.Default("http://127.0.0.1:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range cfg.Scenarios {
+		if len(cfg.Scenarios[i].SLOs) == 0 {
+			t.Fatalf("default scenario %q has no SLO: the SLO series would be missing", cfg.Scenarios[i].Name)
+		}
+		m.ForProbe("t", &cfg.Scenarios[i])
+	}
+	collector.NewSaturation(reg).Worker("0", 1)
+	config.NewSafeConfig(reg)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, mf := range mfs {
+		n := mf.GetName()
+		names[n] = true
+		if mf.GetType() == dto.MetricType_HISTOGRAM {
+			for _, s := range []string{"_bucket", "_sum", "_count"} {
+				names[n+s] = true
+			}
+		}
+	}
+	return names
+}
+
+// recordedNames returns the names rules.yml records.
+func recordedNames(t *testing.T) map[string]bool {
+	t.Helper()
+	names := map[string]bool{}
+	for _, g := range readRuleFile(t, filepath.Join(promDir, "rules.yml")).Groups {
+		for _, r := range g.Rules {
+			if r.Record != "" {
+				names[r.Record] = true
+			}
+		}
+	}
+	return names
+}
+
+var identifier = regexp.MustCompile(`[A-Za-z_:][A-Za-z0-9_:]*`)
+
+// filesUsingMetrics are every file users apply or read that names metrics.
+func filesUsingMetrics(t *testing.T) []string {
+	t.Helper()
+	var files []string
+	for _, pattern := range []string{
+		filepath.Join(promDir, "*.yml"),
+		filepath.Join(dashboardsDir, "*.json"),
+		filepath.Join(k8sDir, "*.yaml"),
+		filepath.Join(composeDir, "*.yml"),
+		"README.md",
+	} {
+		m, err := filepath.Glob(pattern)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, m...)
+	}
+	return files
+}
+
+// TestMetricNamesExist fails on any llmprobe_* name in rules, alerts, tests,
+// dashboards and docs that llmprobe does not export, and on any recording-rule
+// name (level:metric:operations) that rules.yml does not record.
+func TestMetricNamesExist(t *testing.T) {
+	exported := exportedNames(t)
+	recorded := recordedNames(t)
+	for name := range recorded {
+		if parts := strings.Split(name, ":"); len(parts) != 3 || slices.Contains(parts, "") {
+			t.Errorf("recording rule %q: want level:metric:operations", name)
+		}
+	}
+	used := map[string]bool{}
+	for _, f := range filesUsingMetrics(t) {
+		for _, id := range identifier.FindAllString(string(readFile(t, f)), -1) {
+			if !strings.Contains(id, "llmprobe_") || strings.HasSuffix(id, "_") {
+				continue // not a metric; "llmprobe_" alone is prose for a prefix
+			}
+			used[id] = true
+			switch {
+			case strings.Contains(id, ":"):
+				if !recorded[id] {
+					t.Errorf("%s: %s is not recorded by %s/rules.yml", f, id, promDir)
+				}
+			case strings.HasPrefix(id, "llmprobe_"):
+				if !exported[id] {
+					t.Errorf("%s: llmprobe does not export %s", f, id)
+				}
+			}
+		}
+	}
+	// Guard against a scan that silently finds nothing.
+	for _, must := range []string{
+		"llmprobe_time_to_first_token_seconds_bucket", "llmprobe_slo_good_requests_total",
+		"llmprobe_client_saturated", "llmprobe_worker_restarts_total", "llmprobe_config_last_reload_successful",
+		"target_scenario:llmprobe_time_to_first_token_seconds:p99_rate5m",
+	} {
+		if !used[must] {
+			t.Errorf("no file uses %s: the scan is broken or the rules lost it", must)
+		}
+	}
+}
+
+func TestAlertsHaveSeverityAndAnnotations(t *testing.T) {
+	rf := readRuleFile(t, filepath.Join(promDir, "alerts.yml"))
+	var alerts []string
+	for _, g := range rf.Groups {
+		for _, r := range g.Rules {
+			if r.Alert == "" {
+				continue
+			}
+			alerts = append(alerts, r.Alert)
+			if s := r.Labels["severity"]; s != "critical" && s != "warning" {
+				t.Errorf("%s: severity %q, want critical or warning", r.Alert, s)
+			}
+			for _, a := range []string{"summary", "description"} {
+				if strings.TrimSpace(r.Annotations[a]) == "" {
+					t.Errorf("%s: no %s annotation", r.Alert, a)
+				}
+			}
+			// Alerts that blame the endpoint must hold back while the
+			// client is saturated (the promise: measure the engine).
+			if strings.Contains(r.Expr, "slo_good_requests") || strings.Contains(r.Expr, "requests_errors") {
+				if !strings.Contains(r.Expr, "unless on (job, instance)") || !strings.Contains(r.Expr, "llmprobe_client_saturated") {
+					t.Errorf("%s blames the endpoint but is not held back while llmprobe_client_saturated is 1:\n%s", r.Alert, r.Expr)
+				}
+			}
+		}
+	}
+	for _, want := range []string{
+		"LLMProbeSLOBurnRateFast", "LLMProbeSLOBurnRateSlow", "LLMProbeClientSaturated", "LLMProbeWorkerRestarting",
+		"LLMProbeConfigReloadFailed", "LLMProbeEndpointErrors", "LLMProbeDroppingArrivals", "LLMProbeDown",
+	} {
+		if !slices.Contains(alerts, want) {
+			t.Errorf("alerts.yml has no %s", want)
+		}
+	}
+	// The runbook documents every alert.
+	readme := string(readFile(t, "README.md"))
+	for _, a := range alerts {
+		if !strings.Contains(readme, a) {
+			t.Errorf("README.md does not document %s", a)
+		}
+	}
+}
+
+type dashboard struct {
+	Title         string  `json:"title"`
+	UID           string  `json:"uid"`
+	SchemaVersion int     `json:"schemaVersion"`
+	Panels        []panel `json:"panels"`
+	Templating    struct {
+		List []struct {
+			Name  string          `json:"name"`
+			Type  string          `json:"type"`
+			Query json.RawMessage `json:"query"`
+		} `json:"list"`
+	} `json:"templating"`
+}
+
+type panel struct {
+	ID         int    `json:"id"`
+	Type       string `json:"type"`
+	Title      string `json:"title"`
+	Datasource *struct {
+		Type string `json:"type"`
+		UID  string `json:"uid"`
+	} `json:"datasource"`
+	GridPos *struct{ H, W, X, Y int } `json:"gridPos"`
+	Targets []struct {
+		Expr  string `json:"expr"`
+		RefID string `json:"refId"`
+	} `json:"targets"`
+	Panels []panel `json:"panels"` // a collapsed row's panels
+}
+
+func readDashboards(t *testing.T) map[string]dashboard {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dashboardsDir, "*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no dashboards in %s (%v)", dashboardsDir, err)
+	}
+	out := map[string]dashboard{}
+	for _, f := range files {
+		var d dashboard
+		dec := json.NewDecoder(bytes.NewReader(readFile(t, f)))
+		if err := dec.Decode(&d); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+			t.Fatalf("%s: trailing data after the dashboard", f)
+		}
+		out[f] = d
+	}
+	return out
+}
+
+// flatten lists every panel, rows' nested panels included.
+func flatten(ps []panel) []panel {
+	var out []panel
+	for _, p := range ps {
+		out = append(out, p)
+		out = append(out, flatten(p.Panels)...)
+	}
+	return out
+}
+
+func TestDashboardPanels(t *testing.T) {
+	for f, d := range readDashboards(t) {
+		if d.Title == "" || d.UID == "" || d.SchemaVersion < 36 {
+			t.Errorf("%s: title %q, uid %q, schemaVersion %d: want a title, a uid and schemaVersion >= 36", f, d.Title, d.UID, d.SchemaVersion)
+		}
+		vars := map[string]string{}
+		for _, v := range d.Templating.List {
+			vars[v.Name] = v.Type + " " + string(v.Query)
+		}
+		if !strings.HasPrefix(vars["datasource"], `datasource "prometheus"`) {
+			t.Errorf("%s: want a prometheus datasource variable, got %q", f, vars["datasource"])
+		}
+		for _, v := range []string{"target", "scenario"} {
+			if !strings.HasPrefix(vars[v], "query ") || !strings.Contains(vars[v], "label_values(llmprobe_requests_total") {
+				t.Errorf("%s: want a query variable %s from label_values(llmprobe_requests_total...), got %q", f, v, vars[v])
+			}
+		}
+		ids := map[int]bool{}
+		graphs := 0
+		for _, p := range flatten(d.Panels) {
+			if ids[p.ID] {
+				t.Errorf("%s: panel id %d used twice", f, p.ID)
+			}
+			ids[p.ID] = true
+			if p.GridPos == nil || p.GridPos.W == 0 || p.GridPos.H == 0 {
+				t.Errorf("%s: panel %q has no size", f, p.Title)
+			}
+			if p.Type == "row" {
+				continue
+			}
+			graphs++
+			if p.Datasource == nil || p.Datasource.UID != "${datasource}" {
+				t.Errorf("%s: panel %q does not use the ${datasource} variable", f, p.Title)
+			}
+			if len(p.Targets) == 0 {
+				t.Errorf("%s: panel %q has no query", f, p.Title)
+			}
+			for _, q := range p.Targets {
+				if strings.TrimSpace(q.Expr) == "" || q.RefID == "" {
+					t.Errorf("%s: panel %q has a query without expr or refId", f, p.Title)
+				}
+			}
+		}
+		if graphs == 0 {
+			t.Errorf("%s: no panels", f)
+		}
+	}
+}
+
+// TestDashboardQueriesParse runs every dashboard query through promtool's
+// PromQL parser, Grafana's variables replaced by what they expand to.
+func TestDashboardQueriesParse(t *testing.T) {
+	grafanaVars := strings.NewReplacer(
+		"$__rate_interval", "5m", "$__interval", "1m", "$__range", "1h",
+		"$target", ".*", "$scenario", ".*", "$instance", ".*",
+	)
+	var rf strings.Builder
+	rf.WriteString("groups:\n  - name: dashboard-queries\n    rules:\n")
+	n := 0
+	for f, d := range readDashboards(t) {
+		for _, p := range flatten(d.Panels) {
+			for _, q := range p.Targets {
+				expr := grafanaVars.Replace(q.Expr)
+				if strings.Contains(expr, "$") {
+					t.Errorf("%s: panel %q: unknown variable in %s", f, p.Title, q.Expr)
+					continue
+				}
+				b, _ := json.Marshal(expr) // a JSON string is a valid YAML string
+				fmt.Fprintf(&rf, "      - record: dashboard:query_%d:check\n        expr: %s\n", n, b)
+				n++
+			}
+		}
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "queries.yml"), []byte(rf.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := promtool(t, dir, "check", "rules", "queries.yml")
+	if want := fmt.Sprintf("SUCCESS: %d rules found", n); !strings.Contains(out, want) {
+		t.Fatalf("want %q in:\n%s", want, out)
+	}
+}
+
+// k8s objects, only the fields these tests check (yaml.v2 ignores the rest).
+type k8sMeta struct {
+	APIVersion string `yaml:"apiVersion"`
+	Kind       string `yaml:"kind"`
+	Metadata   struct {
+		Name   string            `yaml:"name"`
+		Labels map[string]string `yaml:"labels"`
+	} `yaml:"metadata"`
+}
+
+type httpProbe struct {
+	HTTPGet struct {
+		Path string `yaml:"path"`
+		Port string `yaml:"port"`
+	} `yaml:"httpGet"`
+}
+
+type deployment struct {
+	Spec struct {
+		Selector struct {
+			MatchLabels map[string]string `yaml:"matchLabels"`
+		} `yaml:"selector"`
+		Template struct {
+			Metadata struct {
+				Labels map[string]string `yaml:"labels"`
+			} `yaml:"metadata"`
+			Spec struct {
+				SecurityContext struct {
+					RunAsNonRoot *bool `yaml:"runAsNonRoot"`
+					RunAsUser    int   `yaml:"runAsUser"`
+				} `yaml:"securityContext"`
+				Containers []struct {
+					Name  string   `yaml:"name"`
+					Args  []string `yaml:"args"`
+					Ports []struct {
+						Name          string `yaml:"name"`
+						ContainerPort int    `yaml:"containerPort"`
+					} `yaml:"ports"`
+					ReadinessProbe *httpProbe `yaml:"readinessProbe"`
+					LivenessProbe  *httpProbe `yaml:"livenessProbe"`
+					Resources      struct {
+						Requests map[string]string `yaml:"requests"`
+						Limits   map[string]string `yaml:"limits"`
+					} `yaml:"resources"`
+					SecurityContext struct {
+						ReadOnlyRootFilesystem   *bool `yaml:"readOnlyRootFilesystem"`
+						AllowPrivilegeEscalation *bool `yaml:"allowPrivilegeEscalation"`
+					} `yaml:"securityContext"`
+					VolumeMounts []struct {
+						Name      string `yaml:"name"`
+						MountPath string `yaml:"mountPath"`
+					} `yaml:"volumeMounts"`
+				} `yaml:"containers"`
+				Volumes []struct {
+					Name      string `yaml:"name"`
+					ConfigMap *struct {
+						Name string `yaml:"name"`
+					} `yaml:"configMap"`
+					Secret *struct {
+						SecretName string `yaml:"secretName"`
+					} `yaml:"secret"`
+				} `yaml:"volumes"`
+			} `yaml:"spec"`
+		} `yaml:"template"`
+	} `yaml:"spec"`
+}
+
+type monitor struct {
+	Spec struct {
+		Selector struct {
+			MatchLabels map[string]string `yaml:"matchLabels"`
+		} `yaml:"selector"`
+		PodMetricsEndpoints []struct {
+			Port string `yaml:"port"`
+			Path string `yaml:"path"`
+		} `yaml:"podMetricsEndpoints"`
+		Endpoints []struct {
+			Port string `yaml:"port"`
+			Path string `yaml:"path"`
+		} `yaml:"endpoints"`
+	} `yaml:"spec"`
+}
+
+type service struct {
+	Spec struct {
+		Selector map[string]string `yaml:"selector"`
+		Ports    []struct {
+			Name       string `yaml:"name"`
+			Port       int    `yaml:"port"`
+			TargetPort string `yaml:"targetPort"`
+		} `yaml:"ports"`
+	} `yaml:"spec"`
+}
+
+// readK8s decodes every document of every manifest, keyed by kind; raw keeps
+// each document for kind-specific decoding.
+func readK8s(t *testing.T) map[string][]byte {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(k8sDir, "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	byKind := map[string][]byte{}
+	for _, f := range files {
+		dec := yaml.NewDecoder(bytes.NewReader(readFile(t, f)))
+		for {
+			var doc yaml.MapSlice
+			if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
+				break
+			} else if err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			raw, err := yaml.Marshal(doc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var m k8sMeta
+			if err := yaml.Unmarshal(raw, &m); err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			if m.APIVersion == "" || m.Kind == "" {
+				t.Fatalf("%s: a document without apiVersion or kind", f)
+			}
+			if _, dup := byKind[m.Kind]; dup {
+				t.Fatalf("%s: a second %s; these tests expect one of each kind", f, m.Kind)
+			}
+			byKind[m.Kind] = raw
+		}
+	}
+	return byKind
+}
+
+func decodeKind(t *testing.T, byKind map[string][]byte, kind string, into any) {
+	t.Helper()
+	raw, ok := byKind[kind]
+	if !ok {
+		t.Fatalf("no %s in %s", kind, k8sDir)
+	}
+	if err := yaml.Unmarshal(raw, into); err != nil {
+		t.Fatalf("%s: %v", kind, err)
+	}
+}
+
+func subset(sel, labels map[string]string) bool {
+	if len(sel) == 0 {
+		return false
+	}
+	for k, v := range sel {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func TestKubernetesManifests(t *testing.T) {
+	byKind := readK8s(t)
+	var d deployment
+	decodeKind(t, byKind, "Deployment", &d)
+	podLabels := d.Spec.Template.Metadata.Labels
+	if !subset(d.Spec.Selector.MatchLabels, podLabels) {
+		t.Errorf("Deployment selector %v does not match pod labels %v", d.Spec.Selector.MatchLabels, podLabels)
+	}
+	pod := d.Spec.Template.Spec
+	if pod.SecurityContext.RunAsNonRoot == nil || !*pod.SecurityContext.RunAsNonRoot || pod.SecurityContext.RunAsUser == 0 {
+		t.Error("pod must run as a non-root user")
+	}
+	if len(pod.Containers) != 1 {
+		t.Fatalf("want one container, got %d", len(pod.Containers))
+	}
+	c := pod.Containers[0]
+	if c.SecurityContext.ReadOnlyRootFilesystem == nil || !*c.SecurityContext.ReadOnlyRootFilesystem {
+		t.Error("container root filesystem must be read-only")
+	}
+	if c.SecurityContext.AllowPrivilegeEscalation == nil || *c.SecurityContext.AllowPrivilegeEscalation {
+		t.Error("container must not allow privilege escalation")
+	}
+	// CPU requests = limits: GOMAXPROCS follows the limit, --workers follows
+	// GOMAXPROCS, and the node must guarantee what the workers count on.
+	req, lim := c.Resources.Requests["cpu"], c.Resources.Limits["cpu"]
+	if req == "" || req != lim {
+		t.Errorf("CPU request %q and limit %q must be set and equal", req, lim)
+	}
+	portName := ""
+	for _, p := range c.Ports {
+		if p.ContainerPort == 10212 {
+			portName = p.Name
+		}
+	}
+	if portName == "" {
+		t.Fatal("container does not expose 10212 by name")
+	}
+	for probe, want := range map[*httpProbe]string{c.ReadinessProbe: "/-/ready", c.LivenessProbe: "/-/healthy"} {
+		if probe == nil || probe.HTTPGet.Path != want || probe.HTTPGet.Port != portName {
+			t.Errorf("want an HTTP probe on %s port %s, got %+v", want, portName, probe)
+		}
+	}
+
+	// --config.file points into the ConfigMap volume, and the configuration
+	// there loads; its credentials_file lies in the Secret volume.
+	mounts := map[string]string{} // volume name -> mount path
+	for _, m := range c.VolumeMounts {
+		mounts[m.Name] = m.MountPath
+	}
+	var cmName, cmMount, secretMount string
+	for _, v := range pod.Volumes {
+		switch {
+		case v.ConfigMap != nil:
+			cmName, cmMount = v.ConfigMap.Name, mounts[v.Name]
+		case v.Secret != nil:
+			secretMount = mounts[v.Name]
+		}
+	}
+	if cmMount == "" || secretMount == "" {
+		t.Fatalf("want a mounted ConfigMap and a mounted Secret volume, got %v", mounts)
+	}
+	var cm struct {
+		k8sMeta `yaml:",inline"`
+		Data    map[string]string `yaml:"data"`
+	}
+	decodeKind(t, byKind, "ConfigMap", &cm)
+	if cm.Metadata.Name != cmName {
+		t.Errorf("Deployment mounts ConfigMap %q, the manifest defines %q", cmName, cm.Metadata.Name)
+	}
+	var configFile string
+	for _, a := range c.Args {
+		if v, ok := strings.CutPrefix(a, "--config.file="); ok {
+			configFile = v
+		}
+	}
+	key, ok := strings.CutPrefix(configFile, cmMount+"/")
+	if !ok || cm.Data[key] == "" {
+		t.Fatalf("--config.file=%q is not a key of the ConfigMap mounted at %s", configFile, cmMount)
+	}
+	cfg, err := config.LoadBytes([]byte(cm.Data[key]), t.TempDir())
+	if err != nil {
+		t.Fatalf("the ConfigMap's configuration does not load: %v", err)
+	}
+	credFiles := 0
+	for _, tg := range cfg.Targets {
+		if a := tg.HTTPClientConfig.Authorization; a != nil && a.CredentialsFile != "" {
+			credFiles++
+			if !strings.HasPrefix(a.CredentialsFile, secretMount+"/") {
+				t.Errorf("target %s: credentials_file %s is not in the Secret mounted at %s", tg.Name, a.CredentialsFile, secretMount)
+			}
+		}
+	}
+	if credFiles == 0 {
+		t.Error("the ConfigMap's configuration reads no credentials_file from the Secret")
+	}
+
+	var svc service
+	decodeKind(t, byKind, "Service", &svc)
+	svcLabels := map[string]string{}
+	if raw := byKind["Service"]; raw != nil {
+		var m k8sMeta
+		yaml.Unmarshal(raw, &m)
+		svcLabels = m.Metadata.Labels
+	}
+	if !subset(svc.Spec.Selector, podLabels) {
+		t.Errorf("Service selector %v does not match pod labels %v", svc.Spec.Selector, podLabels)
+	}
+	if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].TargetPort != portName {
+		t.Errorf("Service must target port %s: %+v", portName, svc.Spec.Ports)
+	}
+
+	var pm monitor
+	decodeKind(t, byKind, "PodMonitor", &pm)
+	if !subset(pm.Spec.Selector.MatchLabels, podLabels) || len(pm.Spec.PodMetricsEndpoints) != 1 ||
+		pm.Spec.PodMetricsEndpoints[0].Port != portName || pm.Spec.PodMetricsEndpoints[0].Path != "/metrics" {
+		t.Errorf("PodMonitor must select the pods and scrape %s /metrics: %+v", portName, pm.Spec)
+	}
+	var sm monitor
+	decodeKind(t, byKind, "ServiceMonitor", &sm)
+	if !subset(sm.Spec.Selector.MatchLabels, svcLabels) || len(sm.Spec.Endpoints) != 1 ||
+		sm.Spec.Endpoints[0].Port != svc.Spec.Ports[0].Name || sm.Spec.Endpoints[0].Path != "/metrics" {
+		t.Errorf("ServiceMonitor must select the Service and scrape its port /metrics: %+v", sm.Spec)
+	}
+
+	var kz struct {
+		Resources []string `yaml:"resources"`
+	}
+	decodeKind(t, byKind, "Kustomization", &kz)
+	for _, r := range kz.Resources {
+		if _, err := os.Stat(filepath.Join(k8sDir, r)); err != nil {
+			t.Errorf("kustomization resource %s: %v", r, err)
+		}
+	}
+}
+
+type composeFile struct {
+	Services map[string]struct {
+		Image string `yaml:"image"`
+		Build *struct {
+			Context    string `yaml:"context"`
+			Dockerfile string `yaml:"dockerfile"`
+		} `yaml:"build"`
+		Command []string `yaml:"command"`
+		Volumes []string `yaml:"volumes"`
+		Ports   []string `yaml:"ports"`
+	} `yaml:"services"`
+	Volumes map[string]any `yaml:"volumes"`
+}
+
+// TestCompose checks what can be checked without a Docker engine: the file
+// parses, every bind-mounted file exists, and Prometheus and Grafana inside
+// find the rules and the dashboard where their configurations look.
+func TestCompose(t *testing.T) {
+	var cf composeFile
+	if err := yaml.Unmarshal(readFile(t, filepath.Join(composeDir, "docker-compose.yml")), &cf); err != nil {
+		t.Fatalf("docker-compose.yml: %v", err)
+	}
+	for _, s := range []string{"llmprobe", "prometheus", "grafana"} {
+		if _, ok := cf.Services[s]; !ok {
+			t.Fatalf("no service %s", s)
+		}
+	}
+	// container path -> host path, per service
+	binds := map[string]map[string]string{}
+	for name, s := range cf.Services {
+		binds[name] = map[string]string{}
+		for _, v := range s.Volumes {
+			parts := strings.Split(v, ":")
+			if len(parts) < 2 {
+				t.Errorf("%s: volume %q: want source:target", name, v)
+				continue
+			}
+			if !strings.HasPrefix(parts[0], ".") {
+				if _, ok := cf.Volumes[parts[0]]; !ok {
+					t.Errorf("%s: named volume %s is not declared", name, parts[0])
+				}
+				continue
+			}
+			host := filepath.Join(composeDir, parts[0])
+			if _, err := os.Stat(host); err != nil {
+				t.Errorf("%s: bind mount source: %v", name, err)
+			}
+			binds[name][parts[1]] = host
+		}
+	}
+	lp := cf.Services["llmprobe"]
+	if lp.Build == nil {
+		t.Fatal("llmprobe is not built from the repository")
+	}
+	if _, err := os.Stat(filepath.Join(composeDir, lp.Build.Context, lp.Build.Dockerfile)); err != nil {
+		t.Errorf("llmprobe build: %v", err)
+	}
+	if len(lp.Command) != 0 {
+		t.Errorf("llmprobe should run the built-in default (no arguments), got %v", lp.Command)
+	}
+
+	prom := cf.Services["prometheus"]
+	if !slices.Contains(prom.Command, "--enable-feature=native-histograms") {
+		t.Error("prometheus does not enable native histograms")
+	}
+	var promCfgPath string
+	for _, a := range prom.Command {
+		if v, ok := strings.CutPrefix(a, "--config.file="); ok {
+			promCfgPath = binds["prometheus"][v]
+		}
+	}
+	if promCfgPath == "" {
+		t.Fatal("prometheus' --config.file is not bind-mounted")
+	}
+	var pc struct {
+		RuleFiles     []string `yaml:"rule_files"`
+		ScrapeConfigs []struct {
+			JobName                       string `yaml:"job_name"`
+			AlwaysScrapeClassicHistograms bool   `yaml:"always_scrape_classic_histograms"`
+			StaticConfigs                 []struct {
+				Targets []string `yaml:"targets"`
+			} `yaml:"static_configs"`
+		} `yaml:"scrape_configs"`
+	}
+	if err := yaml.Unmarshal(readFile(t, promCfgPath), &pc); err != nil {
+		t.Fatalf("%s: %v", promCfgPath, err)
+	}
+	var mounted []string
+	for _, rf := range pc.RuleFiles {
+		host, ok := binds["prometheus"][rf]
+		if !ok {
+			t.Errorf("rule file %s is not bind-mounted into prometheus", rf)
+			continue
+		}
+		mounted = append(mounted, filepath.Base(host))
+	}
+	sort.Strings(mounted)
+	if !slices.Equal(mounted, []string{"alerts.yml", "rules.yml"}) {
+		t.Errorf("prometheus loads %v, want alerts.yml and rules.yml", mounted)
+	}
+	scraped := false
+	for _, sc := range pc.ScrapeConfigs {
+		for _, st := range sc.StaticConfigs {
+			if slices.Contains(st.Targets, "llmprobe:10212") {
+				scraped = true
+				if !sc.AlwaysScrapeClassicHistograms {
+					t.Error("with native histograms on, the llmprobe job needs always_scrape_classic_histograms: the rules read _bucket series")
+				}
+			}
+		}
+	}
+	if !scraped {
+		t.Error("prometheus does not scrape llmprobe:10212")
+	}
+
+	// Grafana: the provider's path holds the dashboard.
+	var provider struct {
+		Providers []struct {
+			Options struct {
+				Path string `yaml:"path"`
+			} `yaml:"options"`
+		} `yaml:"providers"`
+	}
+	found := false
+	for dst, host := range binds["grafana"] {
+		if strings.Contains(dst, "/provisioning/dashboards/") {
+			if err := yaml.Unmarshal(readFile(t, host), &provider); err != nil {
+				t.Fatalf("%s: %v", host, err)
+			}
+			for _, p := range provider.Providers {
+				if dir, ok := binds["grafana"][p.Options.Path]; ok {
+					if _, err := os.Stat(filepath.Join(dir, "llmprobe.json")); err == nil {
+						found = true
+					}
+				}
+			}
+		}
+	}
+	if !found {
+		t.Error("grafana's dashboard provider does not point at a mount holding llmprobe.json")
+	}
+}
+
+// The ldflags may only name fields prometheus/common/version has: -X on a
+// missing variable is silently ignored. The map fails to compile if one goes.
+var versionFields = map[string]*string{
+	"Version": &version.Version, "Revision": &version.Revision, "Branch": &version.Branch,
+	"BuildUser": &version.BuildUser, "BuildDate": &version.BuildDate,
+}
+
+func TestDockerfile(t *testing.T) {
+	df := string(readFile(t, "../Dockerfile"))
+	for _, want := range []string{
+		"FROM --platform=$BUILDPLATFORM golang:1.26 AS build", "CGO_ENABLED=0", "-trimpath",
+		"USER 65534", "EXPOSE 10212", `ENTRYPOINT ["/bin/llmprobe"]`,
+	} {
+		if !strings.Contains(df, want) {
+			t.Errorf("Dockerfile lacks %q", want)
+		}
+	}
+	if strings.Contains(df, "CMD ") {
+		t.Error("Dockerfile sets CMD: the default container should run the embedded default configuration")
+	}
+	set := map[string]bool{}
+	for _, m := range regexp.MustCompile(`-X github\.com/prometheus/common/version\.(\w+)=`).FindAllStringSubmatch(df, -1) {
+		if _, ok := versionFields[m[1]]; !ok {
+			t.Errorf("Dockerfile sets version.%s, which prometheus/common/version does not have", m[1])
+		}
+		set[m[1]] = true
+	}
+	for f := range versionFields {
+		if !set[f] {
+			t.Errorf("Dockerfile does not set version.%s", f)
+		}
+	}
+	di := string(readFile(t, "../.dockerignore"))
+	for _, line := range strings.Split(di, "\n") {
+		if strings.TrimSpace(line) == "/config" || strings.TrimSpace(line) == "config" {
+			t.Error(".dockerignore drops config/, whose default.yml is embedded in the binary")
+		}
+	}
+}
