@@ -1,0 +1,152 @@
+package load_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/model"
+
+	"github.com/llmprobe/llmprobe/config"
+	"github.com/llmprobe/llmprobe/load"
+	"github.com/llmprobe/llmprobe/prober"
+	"github.com/llmprobe/llmprobe/record"
+	"github.com/llmprobe/llmprobe/simulator"
+)
+
+// sink keeps copies of the records it is handed.
+type sink struct {
+	mu      sync.Mutex
+	records []record.Record
+}
+
+func (s *sink) Put(r *record.Record) {
+	s.mu.Lock()
+	s.records = append(s.records, *r)
+	s.mu.Unlock()
+	// The copy shares Gaps/EmitLags with r; not returning r to the pool
+	// keeps them valid.
+}
+
+func (s *sink) all() []record.Record {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]record.Record(nil), s.records...)
+}
+
+func endpoint(t *testing.T, ttft time.Duration) string {
+	t.Helper()
+	cfg := simulator.DefaultConfig()
+	cfg.Model = "m"
+	cfg.TTFT, cfg.ITL = model.Duration(ttft), model.Duration(time.Millisecond)
+	sim, err := simulator.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sim.Handler())
+	t.Cleanup(func() { srv.Close(); sim.Close() })
+	return srv.URL
+}
+
+func runFor(t *testing.T, url, loadYAML string, d time.Duration, watch func(*load.Runner)) []record.Record {
+	t.Helper()
+	cfg, err := config.LoadBytes([]byte(fmt.Sprintf(`
+targets: [{name: ref, url: %q, model: m}]
+scenarios:
+  - name: s
+    load: %s
+    workload: {input_tokens: {value: 8}, output_tokens: {value: 4}}
+probes: [{targets: [ref], scenarios: [s]}]
+`, url, loadYAML)), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &sink{}
+	r, err := load.New(cfg, load.Options{Workers: 1, Drain: 5 * time.Second}, s, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	if watch != nil {
+		watch(r)
+	}
+	<-done
+	r.Close()
+	return s.all()
+}
+
+func TestClosedLoopKeepsConcurrency(t *testing.T) {
+	url := endpoint(t, 20*time.Millisecond)
+	var maxInFlight int64
+	recs := runFor(t, url, "{mode: closed, concurrency: 3}", time.Second, func(r *load.Runner) {
+		for end := time.Now().Add(900 * time.Millisecond); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+			in, capacity := r.InFlight()
+			maxInFlight = max(maxInFlight, in)
+			if capacity != 3 {
+				t.Errorf("cap = %d, want 3", capacity)
+				return
+			}
+		}
+	})
+	if maxInFlight != 3 {
+		t.Errorf("max in flight %d, want exactly 3 (closed loop keeps its concurrency)", maxInFlight)
+	}
+	// ~24 ms per request, 3 at a time, for 1 s: about 120.
+	if len(recs) < 60 {
+		t.Errorf("%d requests in 1s at concurrency 3 with ~24ms requests", len(recs))
+	}
+	for _, r := range recs {
+		if r.Outcome != prober.OutcomeSuccess {
+			t.Fatalf("outcome %s", r.Outcome)
+		}
+	}
+}
+
+func TestWarmupMarksEarlyIntendedTimes(t *testing.T) {
+	url := endpoint(t, 5*time.Millisecond)
+	start := time.Now()
+	recs := runFor(t, url, "{mode: open, arrival: constant, rate: 40, warmup: 500ms}", 1200*time.Millisecond, nil)
+	var warm, measured int
+	for _, r := range recs {
+		intendedAfter := time.Duration(r.Intended - start.UnixNano())
+		switch {
+		case r.Warmup && intendedAfter > 550*time.Millisecond,
+			!r.Warmup && intendedAfter < 450*time.Millisecond:
+			t.Errorf("intended %v after start, warmup=%v", intendedAfter, r.Warmup)
+		case r.Warmup:
+			warm++
+		default:
+			measured++
+		}
+	}
+	if warm < 15 || measured < 20 {
+		t.Errorf("%d warm-up and %d measured requests at 40/s over 0.5s + 0.7s", warm, measured)
+	}
+}
+
+// An open loop never waits for the server: with one slot and a slow
+// endpoint, arrivals are dropped and counted, and the schedule goes on.
+func TestOpenLoopDropsInsteadOfQueueing(t *testing.T) {
+	url := endpoint(t, 200*time.Millisecond)
+	var last record.ProbeCounts
+	recs := runFor(t, url, "{mode: open, arrival: constant, rate: 100, max_in_flight: 1}", time.Second, func(r *load.Runner) {
+		time.Sleep(990 * time.Millisecond)
+		last = r.Snapshots(nil)[0]
+	})
+	if last.Scheduled < 90 || last.Dropped < last.Scheduled-10 {
+		t.Errorf("books %+v: want ~100 scheduled, nearly all dropped", last)
+	}
+	for _, r := range recs {
+		if r.ScheduleDelay > 50*time.Millisecond {
+			t.Errorf("a request waited %v for its slot: the open loop queued it", r.ScheduleDelay)
+		}
+	}
+}
