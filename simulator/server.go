@@ -266,6 +266,9 @@ func (s *Server) serveCompletion(w http.ResponseWriter, r *http.Request, api api
 
 // answerHTTPFault replies to the HTTP-level faults and reports whether it did.
 func (s *Server) answerHTTPFault(w http.ResponseWriter, fault faultKind) bool {
+	if fault < faultRateLimit || fault > faultUnavailable {
+		return false
+	}
 	retryAfter := strconv.FormatInt(int64(math.Ceil(time.Duration(s.cfg.Faults.RetryAfter).Seconds())), 10)
 	switch fault {
 	case faultRateLimit:
