@@ -112,11 +112,17 @@ func TestClosedLoopKeepsConcurrency(t *testing.T) {
 
 func TestWarmupMarksEarlyIntendedTimes(t *testing.T) {
 	url := endpoint(t, 5*time.Millisecond)
-	start := time.Now()
 	recs := runFor(t, url, "{mode: open, arrival: constant, rate: 40, warmup: 500ms}", 1200*time.Millisecond, nil)
+	// The runner's clock starts inside Run; a constant stream's first
+	// arrival comes one gap (25 ms) after it.
+	start := recs[0].Intended
+	for _, r := range recs {
+		start = min(start, r.Intended)
+	}
+	start -= int64(25 * time.Millisecond)
 	var warm, measured int
 	for _, r := range recs {
-		intendedAfter := time.Duration(r.Intended - start.UnixNano())
+		intendedAfter := time.Duration(r.Intended - start)
 		switch {
 		case r.Warmup && intendedAfter > 550*time.Millisecond,
 			!r.Warmup && intendedAfter < 450*time.Millisecond:
