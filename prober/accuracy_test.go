@@ -46,7 +46,7 @@ func TestAccuracyAgainstGroundTruth(t *testing.T) {
 			var res prober.Result
 			// Light load: one request at a time; the first only opens the
 			// keep-alive connection (dialing is not the endpoint's TTFT).
-			for i := -1; i < 20; i++ {
+			for i := -1; i < 40; i++ {
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				c.Do(ctx, prober.Request{Prompt: "measure me please", MaxTokens: 16, Stream: true}, &res)
 				cancel()
@@ -68,14 +68,21 @@ func TestAccuracyAgainstGroundTruth(t *testing.T) {
 					itlErr = append(itlErr, abs(res.EmitLags[j+1]-res.EmitLags[j]))
 				}
 			}
-			// The 90th percentile, not the maximum: go test runs other
-			// packages on the same two cores, and their scheduling noise
-			// reaches the tail. bench/ measures the tail on a quiet machine.
-			if q := quantile(ttftErr, 0.9); q > time.Millisecond {
-				t.Errorf("TTFT error p90 %v > 1ms (max %v)", q, maxOf(ttftErr))
-			}
-			if q := quantile(itlErr, 0.9); q > time.Millisecond {
-				t.Errorf("ITL error p90 %v > 1ms (max %v)", q, maxOf(itlErr))
+			// The median within 1 ms catches any systematic error (a clock
+			// read in the wrong place); the p90 within 2 ms catches a tail
+			// that grows. Not the maximum: on a shared 2-vCPU machine a
+			// single wake-up now and then takes a millisecond or more, and
+			// bench/ measures the tail under controlled conditions.
+			for _, c := range []struct {
+				name string
+				errs []time.Duration
+			}{{"TTFT", ttftErr}, {"ITL", itlErr}} {
+				if q := quantile(c.errs, 0.5); q > time.Millisecond {
+					t.Errorf("%s error p50 %v > 1ms", c.name, q)
+				}
+				if q := quantile(c.errs, 0.9); q > 2*time.Millisecond {
+					t.Errorf("%s error p90 %v > 2ms (max %v)", c.name, q, maxOf(c.errs))
+				}
 			}
 			t.Logf("%s: TTFT error p50 %v max %v; ITL error p50 %v max %v", api, quantile(ttftErr, 0.5), maxOf(ttftErr), quantile(itlErr, 0.5), maxOf(itlErr))
 		})
