@@ -44,7 +44,8 @@ type probeRun struct {
 	workload *workload.Generator
 	arrivals Arrivals
 	offset   time.Duration
-	conc     int // closed loop: this worker's share; 0 for open loop
+	closed   bool
+	conc     int // closed loop: this worker's share (may be 0 when workers outnumber it)
 	cap      int64
 	seed     uint64
 	Stats    Stats
@@ -80,7 +81,7 @@ func New(cfg *config.Config, opts Options, sink Sink, logger *slog.Logger) (*Run
 			return nil, fmt.Errorf("scenario %q: %w", pair.Scenario.Name, err)
 		}
 		l := pair.Scenario.Load
-		if l.Mode == config.LoadClosed {
+		if p.closed = l.Mode == config.LoadClosed; p.closed {
 			p.conc = SplitConcurrency(l.Concurrency, opts.Worker, opts.Workers)
 			p.cap = int64(p.conc)
 		} else {
@@ -138,7 +139,7 @@ func (r *Runner) Run(ctx context.Context) {
 	var requests, loops sync.WaitGroup
 	start := time.Now()
 	for _, p := range r.probes {
-		if p.conc > 0 {
+		if p.closed {
 			for i := 0; i < p.conc; i++ {
 				loops.Add(1)
 				go func() {
@@ -154,6 +155,9 @@ func (r *Runner) Run(ctx context.Context) {
 			r.openLoop(ctx, reqCtx, p, start, &requests)
 		}()
 	}
+	// A worker may have nothing to send (its share of a closed loop is 0);
+	// it still runs until told to stop, or its supervisor would restart it.
+	<-ctx.Done()
 	loops.Wait()
 	done := make(chan struct{})
 	go func() { requests.Wait(); close(done) }()

@@ -66,8 +66,13 @@ probes: [{targets: [ref], scenarios: [s]}]
 	if err != nil {
 		t.Fatal(err)
 	}
+	return runShare(t, cfg, load.Options{Workers: 1, Drain: 5 * time.Second}, d, watch)
+}
+
+func runShare(t *testing.T, cfg *config.Config, opts load.Options, d time.Duration, watch func(*load.Runner)) []record.Record {
+	t.Helper()
 	s := &sink{}
-	r, err := load.New(cfg, load.Options{Workers: 1, Drain: 5 * time.Second}, s, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	r, err := load.New(cfg, opts, s, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,5 +159,27 @@ func TestOpenLoopDropsInsteadOfQueueing(t *testing.T) {
 		if r.ScheduleDelay > 50*time.Millisecond {
 			t.Errorf("a request waited %v for its slot: the open loop queued it", r.ScheduleDelay)
 		}
+	}
+}
+
+// With more workers than closed-loop streams, a worker's share is 0: it sends
+// nothing, but runs until stopped (a worker that returned at once would be
+// restarted over and over by its supervisor).
+func TestWorkerWithNoShareRunsUntilStopped(t *testing.T) {
+	cfg, err := config.LoadBytes([]byte(`
+targets: [{name: ref, url: "http://127.0.0.1:1", model: m}]
+scenarios: [{name: s, load: {mode: closed, concurrency: 1}}]
+probes: [{targets: [ref], scenarios: [s]}]
+`), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	recs := runShare(t, cfg, load.Options{Worker: 1, Workers: 2, Drain: time.Second}, 300*time.Millisecond, nil)
+	if took := time.Since(began); took < 250*time.Millisecond {
+		t.Errorf("Run returned after %v, before its context ended", took)
+	}
+	if len(recs) != 0 {
+		t.Errorf("%d requests from a worker with no share", len(recs))
 	}
 }
