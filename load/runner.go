@@ -74,7 +74,7 @@ func New(cfg *config.Config, opts Options, sink Sink, logger *slog.Logger) (*Run
 		var err error
 		if p.client, err = prober.NewClient(pair.Target, logger); err != nil {
 			r.Close()
-			return nil, fmt.Errorf("target %q: %w", pair.Target.Name, err)
+			return nil, err // names the target already
 		}
 		if p.workload, err = workload.New(pair.Scenario.Workload, probeSeed); err != nil {
 			r.Close()

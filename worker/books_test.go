@@ -2,6 +2,7 @@ package worker
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -31,5 +32,23 @@ func TestBooksBalanceAfterShutdown(t *testing.T) {
 				t.Errorf("scheduled %v ≠ outcomes %v + dropped %v (in flight %v, lost %v)", scheduled, outcomes, dropped, inFlight, lost)
 			}
 		})
+	}
+}
+
+// What only a worker would find out (here: a TLS CA file that is not there)
+// fails the reload in the supervisor, before any worker starts.
+func TestApplyRejectsWhatWorkersCouldNotRun(t *testing.T) {
+	h := newPool(t, 2, 100*time.Millisecond)
+	cfg := loadConfig(t, "http://127.0.0.1:1", "{mode: open, rate: 1}")
+	cfg.Targets[0].HTTPClientConfig.TLSConfig.CAFile = "/nonexistent/ca.pem"
+	err := h.pool.Apply(cfg)
+	if err == nil {
+		t.Fatal("Apply accepted a target whose CA file does not exist")
+	}
+	if want := `target "ref": http client: unable to read CA cert`; !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not say %q", err, want)
+	}
+	if n := len(childPIDs(t)); n != 0 {
+		t.Errorf("%d worker processes started for a rejected configuration", n)
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/llmprobe/llmprobe/collector"
 	"github.com/llmprobe/llmprobe/config"
+	"github.com/llmprobe/llmprobe/load"
 )
 
 // Options configure a Pool.
@@ -95,6 +96,14 @@ func (p *Pool) Apply(cfg *config.Config) error {
 		}
 		next = g
 	} else {
+		// Plan once here, so that what would only fail inside the workers
+		// (an unreadable CA file, a dataset that does not parse) fails the
+		// reload instead of sending every worker into a restart loop.
+		probe, err := load.New(cfg, load.Options{Workers: n}, nil, p.logger)
+		if err != nil {
+			return err
+		}
+		probe.Close()
 		data, dir := cfg.Source()
 		next = startProcesses(&procPlan{
 			exe: p.opts.Command[0], args: p.opts.Command[1:], env: workerEnv(Cores(), n),
