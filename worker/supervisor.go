@@ -137,8 +137,9 @@ func (p *procPlan) runOnce(ctx context.Context, i int, logger *slog.Logger) erro
 	books.Close()
 	inc.End()
 	// Requests in flight when a worker dies are sent but never measured.
-	if lost := inc.Sent() - received; ctx.Err() == nil && lost > 0 {
-		p.workers[i].Lost.Add(float64(lost))
+	// (Records can outnumber the last sample's count: those sent after it.)
+	if sent := inc.Sent(); ctx.Err() == nil && sent > received {
+		p.workers[i].Lost.Add(float64(sent - received))
 	}
 	if waitErr == nil {
 		waitErr = errors.New("exited")

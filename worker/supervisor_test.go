@@ -224,6 +224,11 @@ func TestKilledWorkerIsRestartedAndCountersStayMonotonic(t *testing.T) {
 		return h.value(t, "llmprobe_requests_total", success) > n+20
 	})
 	eventually(t, 5*time.Second, "both workers up", func() bool { return sumOver(h, t, "llmprobe_worker_up") == 2 })
+	// At 50 req/s per worker and ~10 ms per request, a handful were in
+	// flight when it died; never more than it had sent.
+	if lost := sumOver(h, t, "llmprobe_worker_lost_requests_total"); lost > 20 {
+		t.Errorf("%v requests counted lost from one killed worker", lost)
+	}
 }
 
 func TestHungWorkerIsKilledAndRestarted(t *testing.T) {
