@@ -124,14 +124,16 @@ func (p *procPlan) runOnce(ctx context.Context, i int, logger *slog.Logger) erro
 		logger.Error("sending the assignment", "err", err)
 	}
 
+	// lastFrame is the monotonic time since started of the last frame read:
+	// a wall-clock step must not make a healthy worker look hung.
+	started := time.Now()
 	var lastFrame atomic.Int64
-	lastFrame.Store(time.Now().UnixNano())
 	exited := make(chan struct{})
-	go p.watch(ctx, cmd, stdin, &lastFrame, exited, logger)
+	go p.watch(ctx, cmd, stdin, started, &lastFrame, exited, logger)
 
 	inc := p.workers[i].Start()
 	books := collector.NewBooks(p.probes)
-	received := p.read(ctx, recR, func() { cmd.Process.Kill() }, inc, books, p.workers[i], &lastFrame)
+	received := p.read(ctx, recR, func() { cmd.Process.Kill() }, inc, books, p.workers[i], started, &lastFrame)
 	waitErr := cmd.Wait()
 	close(exited)
 	books.Close()
@@ -149,7 +151,7 @@ func (p *procPlan) runOnce(ctx context.Context, i int, logger *slog.Logger) erro
 
 // watch stops the worker when the generation ends (close its input, kill it
 // if it outlives the drain bound) and kills it when it stops reporting.
-func (p *procPlan) watch(ctx context.Context, cmd *exec.Cmd, stdin io.Closer, lastFrame *atomic.Int64, exited <-chan struct{}, logger *slog.Logger) {
+func (p *procPlan) watch(ctx context.Context, cmd *exec.Cmd, stdin io.Closer, started time.Time, lastFrame *atomic.Int64, exited <-chan struct{}, logger *slog.Logger) {
 	interval := p.assign.SampleInterval
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
@@ -167,7 +169,7 @@ func (p *procPlan) watch(ctx context.Context, cmd *exec.Cmd, stdin io.Closer, la
 			}
 			return
 		case <-tick.C:
-			if silent := time.Since(time.Unix(0, lastFrame.Load())); silent > hungAfterIntervals*interval {
+			if silent := time.Since(started) - time.Duration(lastFrame.Load()); silent > hungAfterIntervals*interval {
 				logger.Error("worker hung: no heartbeat; killing it", "silent", silent)
 				cmd.Process.Kill()
 				return
@@ -178,7 +180,7 @@ func (p *procPlan) watch(ctx context.Context, cmd *exec.Cmd, stdin io.Closer, la
 
 // read decodes frames until the worker closes its end; it returns how many
 // records it carried.
-func (p *procPlan) read(ctx context.Context, r io.Reader, kill func(), inc *collector.Incarnation, books *collector.Books, w *collector.Worker, lastFrame *atomic.Int64) uint64 {
+func (p *procPlan) read(ctx context.Context, r io.Reader, kill func(), inc *collector.Incarnation, books *collector.Books, w *collector.Worker, started time.Time, lastFrame *atomic.Int64) uint64 {
 	dec := record.NewDecoder(r)
 	var rec record.Record
 	var sample record.Sample
@@ -195,7 +197,7 @@ func (p *procPlan) read(ctx context.Context, r io.Reader, kill func(), inc *coll
 			io.Copy(io.Discard, r) // until the worker's end closes
 			return received
 		}
-		lastFrame.Store(time.Now().UnixNano())
+		lastFrame.Store(int64(time.Since(started)))
 		switch kind {
 		case record.KindRecord:
 			if err := dec.DecodeRecord(&rec); err != nil {
