@@ -61,6 +61,11 @@ type Target struct {
 	// ignore_eos: true. They may not override the fields llmprobe sets
 	// itself (model, messages/prompt, stream, stream_options, max_tokens).
 	Body map[string]interface{} `yaml:"body,omitempty"`
+	// ContinuousUsageStats asks for usage in every streamed chunk (vLLM's
+	// stream_options.continuous_usage_stats), so a chunk carrying several
+	// tokens (speculative decoding) spreads its gap over exactly that many.
+	// Servers that do not know the option may reject it.
+	ContinuousUsageStats bool `yaml:"continuous_usage_stats,omitempty"`
 }
 
 // Scenario is a load shape, a workload, SLOs and a timeout.

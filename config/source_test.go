@@ -23,3 +23,17 @@ func TestSourceIsWhatWasLoaded(t *testing.T) {
 		t.Errorf("reloading the source gave another config")
 	}
 }
+
+func TestContinuousUsageStatsOption(t *testing.T) {
+	c, err := LoadBytes([]byte(`
+targets: [{name: v, url: "http://127.0.0.1:8000", model: m, continuous_usage_stats: true}]
+scenarios: [{name: s, load: {rate: 1}}]
+probes: [{targets: [v], scenarios: [s]}]
+`), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Targets[0].ContinuousUsageStats {
+		t.Error("continuous_usage_stats: true was not kept")
+	}
+}

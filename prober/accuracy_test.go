@@ -2,6 +2,7 @@ package prober_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http/httptest"
@@ -108,4 +109,48 @@ func quantile(ds []time.Duration, q float64) time.Duration {
 	s := append([]time.Duration(nil), ds...)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	return s[int(q*float64(len(s)-1))]
+}
+
+// A server that sends k tokens per event (speculative decoding) and usage in
+// every chunk: each gap is spread over exactly the tokens its chunk brought.
+// Without per-chunk usage the counts cannot be known (10 tokens in 4 chunks)
+// and the mismatch is flagged instead.
+func TestContinuousUsageSpreadsMultiTokenChunks(t *testing.T) {
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg := simulator.DefaultConfig()
+	cfg.Model, cfg.TokensPerEvent = "m", 3
+	cfg.TTFT, cfg.ITL = model.Duration(5*time.Millisecond), model.Duration(time.Millisecond)
+	sim, err := simulator.New(cfg, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sim.Handler())
+	defer srv.Close()
+	defer sim.Close()
+	for _, continuous := range []bool{true, false} {
+		target := &config.Target{Name: "ref", URL: srv.URL, API: config.APIOpenAIChat, Model: "m",
+			HTTPClientConfig: config.DefaultTarget.HTTPClientConfig, ContinuousUsageStats: continuous}
+		c, err := prober.NewClient(target, logger)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var res prober.Result
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		c.Do(ctx, prober.Request{Prompt: "a b c", MaxTokens: 10, Stream: true}, &res)
+		cancel()
+		c.Close()
+		var tokens []int32
+		for _, g := range res.Gaps {
+			tokens = append(tokens, g.Tokens)
+		}
+		if res.Outcome != prober.OutcomeSuccess || res.OutputTokens != 10 {
+			t.Fatalf("continuous=%v: outcome %s, %d output tokens", continuous, res.Outcome, res.OutputTokens)
+		}
+		switch {
+		case continuous && (fmt.Sprint(tokens) != "[3 3 3]" || res.UsageMismatch):
+			t.Errorf("with continuous usage: gap tokens %v, mismatch %v; want [3 3 3], false", tokens, res.UsageMismatch)
+		case !continuous && !res.UsageMismatch:
+			t.Errorf("without per-chunk usage, 10 tokens in 4 chunks must be flagged as a mismatch (gap tokens %v)", tokens)
+		}
+	}
 }

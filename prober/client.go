@@ -52,6 +52,8 @@ type Client struct {
 	http   *http.Client
 	url    *url.URL
 	chat   bool
+	// continuousUsage asks for usage in every chunk (vLLM's option).
+	continuousUsage bool
 	// Headers are built once and shared read-only by every request: neither
 	// net/http nor prometheus/common's round trippers (which clone the
 	// request before adding auth) write to them.
@@ -107,6 +109,7 @@ func NewClient(t *config.Target, logger *slog.Logger) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("target %q: body: %w", t.Name, err)
 	}
+	c.continuousUsage = t.ContinuousUsageStats
 	c.streamPrefix = c.prefix(t.Model, extras, true)
 	c.plainPrefix = c.prefix(t.Model, extras, false)
 	return c, nil
@@ -191,7 +194,9 @@ func (c *Client) prefix(model string, extras []byte, stream bool) []byte {
 	b = appendJSONString(b, model)
 	b = append(b, ',')
 	b = append(b, extras...)
-	if stream {
+	if stream && c.continuousUsage {
+		b = append(b, `"stream":true,"stream_options":{"include_usage":true,"continuous_usage_stats":true},`...)
+	} else if stream {
 		b = append(b, `"stream":true,"stream_options":{"include_usage":true},`...)
 	}
 	if c.chat {

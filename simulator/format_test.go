@@ -2,6 +2,7 @@ package simulator
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -249,5 +250,46 @@ func TestModelsAndMetricsEndpoints(t *testing.T) {
 	}
 	if strings.Contains(text, "go_goroutines") {
 		t.Errorf("metrics must come from the simulator's own registry, not the global one")
+	}
+}
+
+// With vLLM's stream_options.continuous_usage_stats every chunk carries the
+// cumulative usage, so a client knows how many tokens each chunk brought.
+func TestContinuousUsageStats(t *testing.T) {
+	cfg := fastConfig()
+	cfg.TokensPerEvent = 3
+	_, ts := newTestServer(t, cfg)
+	evs, err := streamRequest(t, ts.URL+"/v1/chat/completions",
+		chatBody(10, `,"stream_options":{"include_usage":true,"continuous_usage_stats":true}`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var completions []int
+	for _, ev := range evs {
+		if string(ev.data) == "[DONE]" {
+			continue
+		}
+		var c struct {
+			Usage *struct {
+				PromptTokens     int `json:"prompt_tokens"`
+				CompletionTokens int `json:"completion_tokens"`
+			} `json:"usage"`
+		}
+		if err := json.Unmarshal(ev.data, &c); err != nil {
+			t.Fatal(err)
+		}
+		if c.Usage == nil {
+			t.Fatalf("a chunk without usage: %s", ev.data)
+		}
+		if c.Usage.PromptTokens != 3 {
+			t.Errorf("prompt_tokens %d, want 3", c.Usage.PromptTokens)
+		}
+		completions = append(completions, c.Usage.CompletionTokens)
+	}
+	// Role chunk (0), first token (1), then 3 per event, then the final
+	// usage chunk repeating the total.
+	want := []int{0, 1, 4, 7, 10, 10}
+	if fmt.Sprint(completions) != fmt.Sprint(want) {
+		t.Errorf("cumulative completion tokens %v, want %v", completions, want)
 	}
 }

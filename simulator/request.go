@@ -25,6 +25,8 @@ type completionRequest struct {
 	Stream        bool            `json:"stream"`
 	StreamOptions *struct {
 		IncludeUsage bool `json:"include_usage"`
+		// vLLM's extension: usage (cumulative) in every chunk.
+		ContinuousUsageStats bool `json:"continuous_usage_stats"`
 	} `json:"stream_options"`
 	MaxTokens           *int `json:"max_tokens"`
 	MaxCompletionTokens *int `json:"max_completion_tokens"`
@@ -43,8 +45,11 @@ type parsed struct {
 	model        string
 	stream       bool
 	includeUsage bool
-	inputTokens  int
-	outputTokens int
+	// continuousUsage puts cumulative usage in every chunk, as vLLM's
+	// stream_options.continuous_usage_stats does.
+	continuousUsage bool
+	inputTokens     int
+	outputTokens    int
 }
 
 // badRequest is a client error answered with 400 (or status) and message.
@@ -75,6 +80,7 @@ func parseRequest(body []byte, api apiKind, cfg *Config) (parsed, error) {
 			return parsed{}, errBad("stream_options can only be set when stream is true")
 		}
 		p.includeUsage = req.StreamOptions.IncludeUsage
+		p.continuousUsage = req.StreamOptions.ContinuousUsageStats
 	}
 	if req.N != nil && *req.N != 1 {
 		return parsed{}, errBad("the simulator only serves n=1")

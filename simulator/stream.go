@@ -135,6 +135,15 @@ func appendUsage(b []byte, prompt, completion int) []byte {
 	return append(b, '}')
 }
 
+// appendContinuousUsage adds the cumulative usage to a chunk when the
+// request asked for it in every chunk.
+func (st *stream) appendContinuousUsage(b []byte, completion int) []byte {
+	if !st.p.continuousUsage {
+		return b
+	}
+	return appendUsage(append(b, ','), st.p.inputTokens, completion)
+}
+
 // appendEmptyChoice is a choice without generated text.
 func (st *stream) appendEmptyChoice(b []byte) []byte {
 	if st.api == apiChat {
@@ -189,6 +198,7 @@ func (st *stream) runStream() {
 		// client that counted it as the first token would be early by the
 		// whole prefill, which makes the mistake visible.
 		b := append(st.buf[:st.prefixLen], `{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null,"stop_reason":null}]`...)
+		b = st.appendContinuousUsage(b, 0)
 		if _, err := st.emit(b, time.Time{}, false, false); err != nil {
 			return
 		}
@@ -246,6 +256,7 @@ func (st *stream) runStream() {
 		} else {
 			b = append(b, `null,"stop_reason":null}]`...)
 		}
+		b = st.appendContinuousUsage(b, emitted+k)
 		now, err := st.emit(b, sched, true, last)
 		if err != nil {
 			return
