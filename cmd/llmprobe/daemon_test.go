@@ -53,6 +53,10 @@ func TestDefaultModeProbesTheBuiltInEndpoint(t *testing.T) {
 	if status != 200 || !strings.Contains(landing, `href="/metrics"`) || !strings.Contains(landing, `href="/config"`) {
 		t.Errorf("landing page (HTTP %d) lacks links to /metrics and /config:\n%s", status, landing)
 	}
+	// The landing page links the Go profiles: they must be served.
+	if status, _ := get(t, "http://"+addr+"/debug/pprof/heap"); status != 200 || !strings.Contains(landing, "debug/pprof/heap") {
+		t.Errorf("/debug/pprof/heap: HTTP %d (linked from the landing page: %v)", status, strings.Contains(landing, "debug/pprof/heap"))
+	}
 }
 
 const reloadConfig = `
