@@ -20,3 +20,6 @@ go build -o /dev/null ./cmd/llmprobe
 # One package at a time: several tests assert sub-millisecond timings and
 # would measure each other if run side by side on a 2-core machine.
 go test -p 1 -count=1 -timeout 20m ./...
+# Again under the race detector. The accuracy test is left to the run above:
+# its sub-millisecond tolerances do not hold under the detector's slowdown.
+go test -race -p 1 -count=1 -timeout 20m -skip 'TestAccuracyAgainstGroundTruth' ./...
