@@ -41,11 +41,14 @@ func newWakeAlarm() *wakeAlarm {
 	}
 	// Non-blocking, so reads park in the netpoller: the fd turning readable
 	// is what wakes a sleeping process.
-	a := &wakeAlarm{fd: fd, f: os.NewFile(fd, "timerfd")}
+	f := os.NewFile(fd, "timerfd")
+	a := &wakeAlarm{fd: fd, f: f}
 	go func() {
 		var buf [8]byte // expiration count, unused
 		for {
-			if _, err := a.f.Read(buf[:]); err != nil {
+			// f, not a.f: close clears a.f under the lock this loop
+			// does not hold; closing f is what ends the loop.
+			if _, err := f.Read(buf[:]); err != nil {
 				return // closed
 			}
 		}
