@@ -192,7 +192,6 @@ func (r *Runner) openLoop(ctx, reqCtx context.Context, p *probeRun, start time.T
 		}
 		intended := next
 		next = next.Add(p.arrivals.Next(rng))
-		p.Stats.Scheduled.Add(1)
 		if p.Stats.InFlight.Load() >= p.cap {
 			p.Stats.Dropped.Add(1)
 			continue
@@ -215,7 +214,6 @@ func (r *Runner) closedLoop(ctx, reqCtx context.Context, p *probeRun, start time
 	warmupEnd := start.Add(time.Duration(p.pair.Scenario.Load.Warmup))
 	for ctx.Err() == nil {
 		intended := time.Now()
-		p.Stats.Scheduled.Add(1)
 		p.Stats.InFlight.Add(1)
 		p.Stats.Sent.Add(1)
 		r.send(reqCtx, p, intended, intended.Before(warmupEnd), p.workload.Next(rng))

@@ -7,21 +7,17 @@ import (
 )
 
 // Stats are one probe's schedule books, updated by the schedule loop and the
-// request goroutines.
+// request goroutines. Every arrival is either sent or dropped, so the
+// scheduled count is their sum rather than a counter of its own.
 type Stats struct {
-	Scheduled atomic.Uint64
-	Sent      atomic.Uint64
-	Dropped   atomic.Uint64
-	Late      atomic.Uint64
-	InFlight  atomic.Int64
+	Sent     atomic.Uint64
+	Dropped  atomic.Uint64
+	Late     atomic.Uint64
+	InFlight atomic.Int64
 }
 
-// Snapshot reads the counters. Scheduled is read last, so a reader never
-// sees more sent and dropped than scheduled.
+// Snapshot reads the counters.
 func (s *Stats) Snapshot() record.ProbeCounts {
-	inFlight := s.InFlight.Load()
-	sent := s.Sent.Load()
-	dropped := s.Dropped.Load()
-	late := s.Late.Load()
-	return record.ProbeCounts{Scheduled: s.Scheduled.Load(), Sent: sent, Dropped: dropped, Late: late, InFlight: inFlight}
+	sent, dropped := s.Sent.Load(), s.Dropped.Load()
+	return record.ProbeCounts{Scheduled: sent + dropped, Sent: sent, Dropped: dropped, Late: s.Late.Load(), InFlight: s.InFlight.Load()}
 }
