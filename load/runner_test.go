@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -44,13 +43,12 @@ func endpoint(t *testing.T, ttft time.Duration) string {
 	cfg := simulator.DefaultConfig()
 	cfg.Model = "m"
 	cfg.TTFT, cfg.ITL = model.Duration(ttft), model.Duration(time.Millisecond)
-	sim, err := simulator.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	addr, stop, err := simulator.Serve(context.Background(), "127.0.0.1:0", cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(sim.Handler())
-	t.Cleanup(func() { srv.Close(); sim.Close() })
-	return srv.URL
+	t.Cleanup(stop)
+	return "http://" + addr
 }
 
 func runFor(t *testing.T, url, loadYAML string, d time.Duration, watch func(*load.Runner)) []record.Record {

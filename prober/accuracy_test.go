@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http/httptest"
 	"sort"
 	"testing"
 	"time"
@@ -27,17 +26,11 @@ func TestAccuracyAgainstGroundTruth(t *testing.T) {
 	cfg.Model = "m"
 	cfg.TTFT = model.Duration(30 * time.Millisecond)
 	cfg.ITL = model.Duration(5 * time.Millisecond)
-	sim, err := simulator.New(cfg, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(sim.Handler())
-	defer srv.Close()
-	defer sim.Close()
+	url := serve(t, cfg)
 
 	for _, api := range []config.API{config.APIOpenAIChat, config.APIOpenAICompletions} {
 		t.Run(string(api), func(t *testing.T) {
-			target := &config.Target{Name: "ref", URL: srv.URL, API: api, Model: "m", HTTPClientConfig: config.DefaultTarget.HTTPClientConfig}
+			target := &config.Target{Name: "ref", URL: url, API: api, Model: "m", HTTPClientConfig: config.DefaultTarget.HTTPClientConfig}
 			c, err := prober.NewClient(target, logger)
 			if err != nil {
 				t.Fatal(err)
@@ -90,6 +83,17 @@ func TestAccuracyAgainstGroundTruth(t *testing.T) {
 	}
 }
 
+// serve starts the reference endpoint on loopback and returns its URL.
+func serve(t *testing.T, cfg simulator.Config) string {
+	t.Helper()
+	addr, stop, err := simulator.Serve(context.Background(), "127.0.0.1:0", cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	return "http://" + addr
+}
+
 func abs(d time.Duration) time.Duration {
 	if d < 0 {
 		return -d
@@ -120,15 +124,9 @@ func TestContinuousUsageSpreadsMultiTokenChunks(t *testing.T) {
 	cfg := simulator.DefaultConfig()
 	cfg.Model, cfg.TokensPerEvent = "m", 3
 	cfg.TTFT, cfg.ITL = model.Duration(5*time.Millisecond), model.Duration(time.Millisecond)
-	sim, err := simulator.New(cfg, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(sim.Handler())
-	defer srv.Close()
-	defer sim.Close()
+	url := serve(t, cfg)
 	for _, continuous := range []bool{true, false} {
-		target := &config.Target{Name: "ref", URL: srv.URL, API: config.APIOpenAIChat, Model: "m",
+		target := &config.Target{Name: "ref", URL: url, API: config.APIOpenAIChat, Model: "m",
 			HTTPClientConfig: config.DefaultTarget.HTTPClientConfig, ContinuousUsageStats: continuous}
 		c, err := prober.NewClient(target, logger)
 		if err != nil {
