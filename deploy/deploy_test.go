@@ -163,6 +163,228 @@ func recordedNames(t *testing.T) map[string]bool {
 
 var identifier = regexp.MustCompile(`[A-Za-z_:][A-Za-z0-9_:]*`)
 
+// engineName matches a name in an inference engine's own namespace. Any such
+// name in a deploy file must be listed in externalMetrics (a typo fails,
+// never vanishes into a panel that shows no data); the letter after the colon
+// keeps host:port strings such as vllm:8000 out.
+var engineName = regexp.MustCompile(`^(vllm|sglang|llamacpp):[a-z]`)
+
+// externalMetric is a metric that another project exports and that deploy
+// files may name beside llmprobe's own: the dashboard's engine row and the
+// README's PromQL put server-side figures next to client-side ones.
+type externalMetric struct {
+	name    string // as exposed on /metrics (counters with their _total)
+	kind    string // counter, gauge or histogram
+	project string
+	source  string // where the name is defined, as read to verify it
+}
+
+// Where the names below were read (December 2026):
+const (
+	// vLLM V1 engine, PrometheusStatLogger; labels model_name, engine.
+	// Served on the API server's port (default 8000) at /metrics, always on.
+	// Counters are declared without _total and exposed with it.
+	vllmSource = "vllm/v1/metrics/loggers.py"
+	// SGLang: SchedulerMetricsCollector (gauges, queue time) and
+	// TokenizerMetricsCollector (request latencies, token counters); label
+	// model_name and more. Served with --enable-metrics.
+	sglangSource = "python/sglang/srt/metrics/collector.py"
+	// llama.cpp llama-server, served with --metrics, no labels: the /metrics
+	// route in tools/server/server-context.cpp renders
+	// server_task_result_metrics::to_metrics() (tools/server/server-task.cpp);
+	// older trees had the handler in tools/server/server.cpp or
+	// examples/server/server.cpp, with the same names.
+	llamacppSource = "tools/server/server-context.cpp, tools/server/server-task.cpp"
+)
+
+// externalMetrics is the explicit list of names that are not llmprobe's and
+// that deploy files may use. Add a name only after reading it in the
+// project's source; TestQueryMetricNamesKnown fails on any other.
+var externalMetrics = []externalMetric{
+	// vLLM. time_per_output_token_seconds was renamed inter_token_latency_seconds
+	// in 0.11 (hidden since 0.12): not listed, so nothing uses the old name.
+	{"vllm:time_to_first_token_seconds", "histogram", "vLLM", vllmSource},           // frontend arrival (before tokenization) to first token
+	{"vllm:inter_token_latency_seconds", "histogram", "vLLM", vllmSource},           // per token
+	{"vllm:request_time_per_output_token_seconds", "histogram", "vLLM", vllmSource}, // per request: decode time / (tokens - 1)
+	{"vllm:e2e_request_latency_seconds", "histogram", "vLLM", vllmSource},           // frontend arrival to last token
+	{"vllm:request_queue_time_seconds", "histogram", "vLLM", vllmSource},            // WAITING phase in the engine core
+	{"vllm:request_prefill_time_seconds", "histogram", "vLLM", vllmSource},
+	{"vllm:request_decode_time_seconds", "histogram", "vLLM", vllmSource},
+	{"vllm:num_requests_running", "gauge", "vLLM", vllmSource},
+	{"vllm:num_requests_waiting", "gauge", "vLLM", vllmSource},
+	{"vllm:kv_cache_usage_perc", "gauge", "vLLM", vllmSource},
+	{"vllm:num_preemptions_total", "counter", "vLLM", vllmSource},
+	{"vllm:prompt_tokens_total", "counter", "vLLM", vllmSource},
+	{"vllm:generation_tokens_total", "counter", "vLLM", vllmSource},
+	{"vllm:request_success_total", "counter", "vLLM", vllmSource},
+
+	// SGLang.
+	{"sglang:time_to_first_token_seconds", "histogram", "SGLang", sglangSource},
+	{"sglang:inter_token_latency_seconds", "histogram", "SGLang", sglangSource}, // a chunk of k tokens: k observations of gap/k
+	{"sglang:e2e_request_latency_seconds", "histogram", "SGLang", sglangSource},
+	{"sglang:queue_time_seconds", "histogram", "SGLang", sglangSource}, // waiting queue to forward
+	{"sglang:num_running_reqs", "gauge", "SGLang", sglangSource},
+	{"sglang:num_queue_reqs", "gauge", "SGLang", sglangSource},
+	{"sglang:token_usage", "gauge", "SGLang", sglangSource},
+	{"sglang:prompt_tokens_total", "counter", "SGLang", sglangSource},
+	{"sglang:generation_tokens_total", "counter", "SGLang", sglangSource},
+	{"sglang:num_requests_total", "counter", "SGLang", sglangSource},
+
+	// llama.cpp: no latency histograms; per-slot time sums and token counts.
+	{"llamacpp:prompt_tokens_total", "counter", "llama.cpp", llamacppSource},            // excluding cached prompt tokens
+	{"llamacpp:prompt_seconds_total", "counter", "llama.cpp", llamacppSource},           // prompt processing time, summed over slots
+	{"llamacpp:tokens_predicted_total", "counter", "llama.cpp", llamacppSource},         // generated tokens, the first included
+	{"llamacpp:tokens_predicted_seconds_total", "counter", "llama.cpp", llamacppSource}, // first to last generated token, summed over slots
+	{"llamacpp:prompt_tokens_seconds", "gauge", "llama.cpp", llamacppSource},            // prompt tokens/s between scrapes
+	{"llamacpp:predicted_tokens_seconds", "gauge", "llama.cpp", llamacppSource},         // generation tokens/s between scrapes
+	{"llamacpp:requests_processing", "gauge", "llama.cpp", llamacppSource},              // busy slots
+	{"llamacpp:requests_deferred", "gauge", "llama.cpp", llamacppSource},                // waiting for a free slot
+
+	// Prometheus itself: the series every scrape writes (LLMProbeDown reads it).
+	{"up", "gauge", "Prometheus", "the scrape health series of every target"},
+}
+
+// externalNames returns the external names with a histogram's _bucket, _sum
+// and _count series, each mapped to the project it comes from.
+func externalNames(t *testing.T) map[string]string {
+	t.Helper()
+	names := map[string]string{}
+	for _, m := range externalMetrics {
+		if m.project == "" || m.source == "" {
+			t.Errorf("external metric %s: no project or source", m.name)
+		}
+		series := []string{m.name}
+		switch m.kind {
+		case "histogram":
+			series = append(series, m.name+"_bucket", m.name+"_sum", m.name+"_count")
+		case "counter":
+			if !strings.HasSuffix(m.name, "_total") {
+				t.Errorf("external counter %s: want the exposed name, with _total", m.name)
+			}
+		case "gauge":
+		default:
+			t.Errorf("external metric %s: kind %q", m.name, m.kind)
+		}
+		for _, s := range series {
+			if _, dup := names[s]; dup {
+				t.Errorf("external metric %s listed twice", s)
+			}
+			names[s] = m.project
+		}
+	}
+	return names
+}
+
+// PromQL words that are not metric names: keywords, binary operators, and
+// aggregation operators (which may be followed by by/without before their
+// parenthesis).
+var (
+	promqlKeywords = map[string]bool{
+		"and": true, "or": true, "unless": true, "bool": true, "offset": true, "atan2": true,
+		"by": true, "without": true, "on": true, "ignoring": true, "group_left": true, "group_right": true,
+		"inf": true, "nan": true, "Inf": true, "NaN": true, "start": true, "end": true,
+	}
+	promqlGrouping    = map[string]bool{"by": true, "without": true, "on": true, "ignoring": true, "group_left": true, "group_right": true}
+	promqlAggregators = map[string]bool{
+		"sum": true, "min": true, "max": true, "avg": true, "group": true, "stddev": true, "stdvar": true,
+		"count": true, "count_values": true, "bottomk": true, "topk": true, "quantile": true,
+		"limitk": true, "limit_ratio": true,
+	}
+)
+
+// promqlMetricNames returns the metric names an expression selects: the
+// identifiers left once strings, label matchers, ranges, numbers and
+// durations, comments, function and aggregation names, keywords and grouping
+// label lists are taken out. Enough of a lexer for the expressions here;
+// promtool checks that they parse.
+func promqlMetricNames(expr string) []string {
+	var names []string
+	isIdentStart := func(c byte) bool { return c == '_' || c == ':' || (c|0x20 >= 'a' && c|0x20 <= 'z') }
+	isIdent := func(c byte) bool { return isIdentStart(c) || (c >= '0' && c <= '9') }
+	skipString := func(i int) int { // i at the opening quote; returns the index after the closing one
+		q := expr[i]
+		for i++; i < len(expr); i++ {
+			if expr[i] == '\\' && q != '`' {
+				i++
+			} else if expr[i] == q {
+				return i + 1
+			}
+		}
+		return i
+	}
+	skipTo := func(i int, open, closing byte) int { // i at open; returns the index after the matching close
+		depth := 0
+		for i < len(expr) {
+			switch c := expr[i]; {
+			case c == '"' || c == '\'' || c == '`':
+				i = skipString(i)
+				continue
+			case c == open:
+				depth++
+			case c == closing:
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+		return i
+	}
+	nextNonSpace := func(i int) int {
+		for i < len(expr) && (expr[i] == ' ' || expr[i] == '\t' || expr[i] == '\n' || expr[i] == '\r') {
+			i++
+		}
+		return i
+	}
+	for i := 0; i < len(expr); {
+		c := expr[i]
+		switch {
+		case c == '"' || c == '\'' || c == '`':
+			i = skipString(i)
+		case c == '{':
+			i = skipTo(i, '{', '}')
+		case c == '[':
+			i = skipTo(i, '[', ']')
+		case c == '#':
+			for i < len(expr) && expr[i] != '\n' {
+				i++
+			}
+		case (c >= '0' && c <= '9') || (c == '.' && i+1 < len(expr) && expr[i+1] >= '0' && expr[i+1] <= '9'):
+			// A number or a duration: 0.99, 1e-3, 0x1f, 5m, 1h30m.
+			for i++; i < len(expr); i++ {
+				if d := expr[i]; isIdent(d) || d == '.' {
+					continue
+				} else if (d == '+' || d == '-') && (expr[i-1] == 'e' || expr[i-1] == 'E') {
+					continue
+				}
+				break
+			}
+		case isIdentStart(c):
+			j := i + 1
+			for j < len(expr) && isIdent(expr[j]) {
+				j++
+			}
+			word, k := expr[i:j], nextNonSpace(j)
+			i = j
+			switch {
+			case promqlGrouping[word]:
+				if k < len(expr) && expr[k] == '(' {
+					i = skipTo(k, '(', ')') // label names, not metrics
+				}
+			case promqlKeywords[word] || promqlAggregators[word]:
+			case k < len(expr) && expr[k] == '(':
+				// a function
+			default:
+				names = append(names, word)
+			}
+		default:
+			i++
+		}
+	}
+	return names
+}
+
 // filesUsingMetrics are every file users apply or read that names metrics.
 func filesUsingMetrics(t *testing.T) []string {
 	t.Helper()
@@ -189,6 +411,7 @@ func filesUsingMetrics(t *testing.T) []string {
 func TestMetricNamesExist(t *testing.T) {
 	exported := exportedNames(t)
 	recorded := recordedNames(t)
+	external := externalNames(t)
 	for name := range recorded {
 		if parts := strings.Split(name, ":"); len(parts) != 3 || slices.Contains(parts, "") {
 			t.Errorf("recording rule %q: want level:metric:operations", name)
@@ -197,6 +420,13 @@ func TestMetricNamesExist(t *testing.T) {
 	used := map[string]bool{}
 	for _, f := range filesUsingMetrics(t) {
 		for _, id := range identifier.FindAllString(string(readFile(t, f)), -1) {
+			if engineName.MatchString(id) {
+				used[id] = true
+				if _, ok := external[id]; !ok {
+					t.Errorf("%s: %s is not in externalMetrics (names read in the engine's source)", f, id)
+				}
+				continue
+			}
 			if !strings.Contains(id, "llmprobe_") || strings.HasSuffix(id, "_") {
 				continue // not a metric; "llmprobe_" alone is prose for a prefix
 			}
@@ -218,9 +448,125 @@ func TestMetricNamesExist(t *testing.T) {
 		"llmprobe_time_to_first_token_seconds_bucket", "llmprobe_slo_good_requests_total",
 		"llmprobe_client_saturated", "llmprobe_worker_restarts_total", "llmprobe_config_last_reload_successful",
 		"target_scenario:llmprobe_time_to_first_token_seconds:p99_rate5m",
+		"vllm:time_to_first_token_seconds_bucket", "sglang:time_to_first_token_seconds_bucket",
+		"llamacpp:tokens_predicted_seconds_total",
 	} {
 		if !used[must] {
 			t.Errorf("no file uses %s: the scan is broken or the rules lost it", must)
+		}
+	}
+}
+
+// unknownNames returns the names expr selects that are neither llmprobe's
+// (exported or recorded) nor in externalMetrics.
+func unknownNames(expr string, exported, recorded map[string]bool, external map[string]string) []string {
+	var out []string
+	for _, n := range promqlMetricNames(expr) {
+		if _, ok := external[n]; !exported[n] && !recorded[n] && !ok {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// TestQueryMetricNamesKnown fails on any metric name, llmprobe's or not, that
+// a dashboard query, a recording rule or an alert selects and that is neither
+// exported by llmprobe, recorded by rules.yml, nor listed in externalMetrics.
+func TestQueryMetricNamesKnown(t *testing.T) {
+	exported, recorded, external := exportedNames(t), recordedNames(t), externalNames(t)
+	grafanaVars := strings.NewReplacer(
+		"$__rate_interval", "5m", "$__interval", "1m", "$__range", "1h",
+		"$target", ".*", "$scenario", ".*", "$instance", ".*", "$engine_job", ".*",
+	)
+	seen := map[string]bool{}
+	check := func(where, expr string) {
+		for _, n := range promqlMetricNames(expr) {
+			seen[n] = true
+		}
+		for _, n := range unknownNames(expr, exported, recorded, external) {
+			t.Errorf("%s selects %s: not exported by llmprobe, not recorded by rules.yml, not in externalMetrics", where, n)
+		}
+	}
+	for f, d := range readDashboards(t) {
+		for _, p := range flatten(d.Panels) {
+			for _, q := range p.Targets {
+				check(fmt.Sprintf("%s: panel %q query %s", f, p.Title, q.RefID), grafanaVars.Replace(q.Expr))
+			}
+		}
+	}
+	for _, rf := range []string{"rules.yml", "alerts.yml"} {
+		for _, g := range readRuleFile(t, filepath.Join(promDir, rf)).Groups {
+			for _, r := range g.Rules {
+				check(fmt.Sprintf("%s: %s%s", rf, r.Record, r.Alert), r.Expr)
+			}
+		}
+	}
+	// Guard against a lexer that finds nothing: the engine row and the rules.
+	for _, must := range []string{
+		"llmprobe_time_to_first_token_seconds_bucket", "vllm:time_to_first_token_seconds_bucket",
+		"sglang:num_queue_reqs", "llamacpp:tokens_predicted_total", "up",
+	} {
+		if !seen[must] {
+			t.Errorf("no query selects %s: the lexer or the dashboard is broken", must)
+		}
+	}
+}
+
+// TestPromQLMetricNames checks the lexer itself, and that an unlisted name
+// fails whatever its prefix.
+func TestPromQLMetricNames(t *testing.T) {
+	for _, c := range []struct {
+		expr string
+		want []string
+	}{
+		{
+			`histogram_quantile(0.99, sum by (job, le) (rate(vllm:time_to_first_token_seconds_bucket{job=~"a|b", le!="+Inf"}[5m])))`,
+			[]string{"vllm:time_to_first_token_seconds_bucket"},
+		}, {
+			`sum without (instance) (rate(llamacpp:tokens_predicted_seconds_total[5m])) / on (job) group_left (model_name) rate(llamacpp:tokens_predicted_total[1h:1m] offset 5m)`,
+			[]string{"llamacpp:tokens_predicted_seconds_total", "llamacpp:tokens_predicted_total"},
+		}, {
+			`up{job=~".*llmprobe.*"} == 0 unless on (job, instance) max by (job, instance) (max_over_time(llmprobe_client_saturated[30m])) == 1`,
+			[]string{"up", "llmprobe_client_saturated"},
+		}, {
+			`label_replace(vector(1e-3) * 2.5, "dst", "$1", "src", "(.*)") > bool 0x1f and count(foo:bar) # a comment naming nope_total`,
+			[]string{"foo:bar"},
+		}, {
+			`topk(3, sum(rate(sglang:num_requests_total[5m] @ end()))) or absent(sglang:num_running_reqs)`,
+			[]string{"sglang:num_requests_total", "sglang:num_running_reqs"},
+		},
+	} {
+		if got := promqlMetricNames(c.expr); !slices.Equal(got, c.want) {
+			t.Errorf("promqlMetricNames(%s) = %q, want %q", c.expr, got, c.want)
+		}
+	}
+	exported, recorded, external := exportedNames(t), recordedNames(t), externalNames(t)
+	expr := `rate(vllm:time_to_first_token_second_bucket[5m]) + rate(node_cpu_seconds_total[5m]) + rate(llmprobe_requests_total[5m]) + vllm:num_requests_waiting`
+	if got, want := unknownNames(expr, exported, recorded, external), []string{"vllm:time_to_first_token_second_bucket", "node_cpu_seconds_total"}; !slices.Equal(got, want) {
+		t.Errorf("unknown names %q, want %q", got, want)
+	}
+	// Each engine's names carry its own prefix.
+	prefix := map[string]string{"vLLM": "vllm:", "SGLang": "sglang:", "llama.cpp": "llamacpp:"}
+	for _, m := range externalMetrics {
+		if p, ok := prefix[m.project]; ok && !strings.HasPrefix(m.name, p) {
+			t.Errorf("external metric %s from %s: want prefix %s", m.name, m.project, p)
+		}
+	}
+}
+
+// TestSimulatorServesVLLMNames: the reference endpoint serves vLLM-shaped
+// names so that vLLM dashboards (this one's engine row included) work
+// against it; each must be a real vLLM name.
+func TestSimulatorServesVLLMNames(t *testing.T) {
+	external := externalNames(t)
+	src := string(readFile(t, "../simulator/metrics.go"))
+	found := regexp.MustCompile(`"(vllm:[a-z_]+)"`).FindAllStringSubmatch(src, -1)
+	if len(found) == 0 {
+		t.Fatal("no vllm: names in simulator/metrics.go: the scan is broken")
+	}
+	for _, m := range found {
+		if external[m[1]] != "vLLM" {
+			t.Errorf("the simulator serves %s, which externalMetrics does not list as vLLM's", m[1])
 		}
 	}
 }
@@ -383,7 +729,7 @@ func TestDashboardPanels(t *testing.T) {
 func TestDashboardQueriesParse(t *testing.T) {
 	grafanaVars := strings.NewReplacer(
 		"$__rate_interval", "5m", "$__interval", "1m", "$__range", "1h",
-		"$target", ".*", "$scenario", ".*", "$instance", ".*",
+		"$target", ".*", "$scenario", ".*", "$instance", ".*", "$engine_job", ".*",
 	)
 	var rf strings.Builder
 	rf.WriteString("groups:\n  - name: dashboard-queries\n    rules:\n")
