@@ -20,6 +20,10 @@ var shownHeaders = map[string]bool{
 	"X-Request-Id": true, "Traceparent": true,
 }
 
+// ShownHeader reports whether a target header's value may be shown; every
+// other one is treated as a secret.
+func ShownHeader(name string) bool { return shownHeaders[http.CanonicalHeaderKey(name)] }
+
 // Redacted returns the configuration as YAML with secrets hidden, for the
 // landing page: http_client_config secrets (credentials, passwords, client
 // secrets, secret headers) show as <secret>, header values outside a short
@@ -33,7 +37,7 @@ func (c *Config) Redacted() ([]byte, error) {
 		if t.Headers != nil {
 			h := make(map[string]string, len(t.Headers))
 			for k, v := range t.Headers {
-				if !shownHeaders[http.CanonicalHeaderKey(k)] {
+				if !ShownHeader(k) {
 					v = Redacted
 				}
 				h[k] = v

@@ -10,11 +10,13 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -50,8 +52,11 @@ var managedBodyFields = []string{"model", "messages", "prompt", "stream", "strea
 type Client struct {
 	target string
 	http   *http.Client
-	url    *url.URL
-	chat   bool
+	// fresh never reuses a connection: a request whose reused connection
+	// failed before any response byte is sent again on it, once.
+	fresh *http.Client
+	url   *url.URL
+	chat  bool
 	// continuousUsage asks for usage in every chunk (vLLM's option).
 	continuousUsage bool
 	// Headers are built once and shared read-only by every request: neither
@@ -60,7 +65,10 @@ type Client struct {
 	streamHeader, plainHeader http.Header
 	// Body prefixes, pre-encoded once: everything up to the prompt.
 	streamPrefix, plainPrefix []byte
-	logger                    *slog.Logger
+	// secrets are the target's credentials, replaced by value in failure
+	// details (a server may echo what it was sent).
+	secrets []string
+	logger  *slog.Logger
 }
 
 // NewClient builds a client for t. The HTTP client comes from t's
@@ -94,6 +102,10 @@ func NewClient(t *config.Target, logger *slog.Logger) (*Client, error) {
 		return nil, fmt.Errorf("target %q: http client: %w", t.Name, err)
 	}
 	c.http = hc
+	if c.fresh, err = promconfig.NewClientFromConfig(t.HTTPClientConfig, "llmprobe", promconfig.WithKeepAlivesDisabled()); err != nil {
+		return nil, fmt.Errorf("target %q: http client: %w", t.Name, err)
+	}
+	c.secrets = targetSecrets(t)
 
 	c.plainHeader = http.Header{}
 	for k, v := range t.Headers {
@@ -113,6 +125,62 @@ func NewClient(t *config.Target, logger *slog.Logger) (*Client, error) {
 	c.streamPrefix = c.prefix(t.Model, extras, true)
 	c.plainPrefix = c.prefix(t.Model, extras, false)
 	return c, nil
+}
+
+// targetSecrets lists t's credentials by value: inline ones, and those read
+// from their files now (a later rotation is still caught by the shape-based
+// redaction). Values shorter than 4 bytes would blank out ordinary words.
+func targetSecrets(t *config.Target) []string {
+	var out []string
+	add := func(v string) {
+		if v = strings.TrimSpace(v); len(v) >= 4 {
+			out = append(out, v)
+		}
+	}
+	file := func(path string) {
+		if path == "" {
+			return
+		}
+		if b, err := os.ReadFile(path); err == nil {
+			add(string(b))
+		}
+	}
+	hc := &t.HTTPClientConfig
+	add(string(hc.BearerToken))
+	file(hc.BearerTokenFile)
+	if a := hc.Authorization; a != nil {
+		add(string(a.Credentials))
+		file(a.CredentialsFile)
+	}
+	if b := hc.BasicAuth; b != nil {
+		add(string(b.Password))
+		file(b.PasswordFile)
+	}
+	if o := hc.OAuth2; o != nil {
+		add(string(o.ClientSecret))
+		file(o.ClientSecretFile)
+	}
+	if h := hc.HTTPHeaders; h != nil {
+		for _, v := range h.Headers {
+			for _, s := range v.Secrets {
+				add(string(s))
+			}
+			for _, f := range v.Files {
+				file(f)
+			}
+		}
+	}
+	for k, v := range t.Headers {
+		if !config.ShownHeader(k) {
+			add(v)
+		}
+	}
+	if u, err := url.Parse(t.URL); err == nil && u.User != nil {
+		if p, ok := u.User.Password(); ok {
+			add(p)
+		}
+	}
+	return out
 }
 
 // apiURL appends the API path to base, without doubling a trailing /v1.
@@ -270,7 +338,10 @@ func appendJSONString(b []byte, s string) []byte {
 }
 
 // Close closes idle connections.
-func (c *Client) Close() { c.http.CloseIdleConnections() }
+func (c *Client) Close() {
+	c.http.CloseIdleConnections()
+	c.fresh.CloseIdleConnections()
+}
 
 // reqBody is a pooled request body. The transport may read and close the body
 // on its own goroutine, even after Do returns, so the buffer goes back to the
@@ -330,6 +401,7 @@ var bodyPool = sync.Pool{New: func() any {
 type doState struct {
 	sent      time.Time
 	firstByte atomic.Int64 // ns after sent; 0 until the first response byte
+	reused    atomic.Bool  // the attempt went out on a kept-alive connection
 	trace     httptrace.ClientTrace
 	sse       *SSEReader
 	chunk     Chunk
@@ -340,16 +412,29 @@ func (st *doState) gotFirstResponseByte() {
 	st.firstByte.Store(int64(max(time.Since(st.sent), 1)))
 }
 
+func (st *doState) gotConn(info httptrace.GotConnInfo) { st.reused.Store(info.Reused) }
+
+func getState() *doState {
+	st := statePool.Get().(*doState)
+	st.firstByte.Store(0)
+	st.reused.Store(false)
+	return st
+}
+
 var statePool = sync.Pool{New: func() any {
 	st := &doState{sse: NewSSEReader(nil, DefaultMaxEventSize)}
 	st.trace.GotFirstResponseByte = st.gotFirstResponseByte
+	st.trace.GotConn = st.gotConn
 	return st
 }}
 
 // Do sends req and measures it into res (reset first). It returns the send
-// instant: the moment just before the request was handed to the HTTP client,
-// from which every duration in res counts (the load engine's schedule delay is
-// this minus the intended send time).
+// instant: the moment just before the request was first handed to the HTTP
+// client (the load engine's schedule delay is this minus the intended send
+// time). Every duration in res counts from that instant, or from the retry's
+// when the first attempt failed on a reused connection before any response
+// byte: such a request is sent once more on a fresh connection (res.Retry
+// says why, res.Resent when), and a failure on a fresh connection never is.
 //
 // The scenario timeout is ctx's deadline: passing it yields OutcomeTimeout;
 // a cancellation of ctx yields OutcomeCanceled.
@@ -359,38 +444,31 @@ func (c *Client) Do(ctx context.Context, req Request, res *Result) (sent time.Ti
 
 	rb := bodyPool.Get().(*reqBody)
 	rb.buf = c.appendBody(rb.buf[:0], &req)
-	rb.refs.Store(2) // Do's and the transport's
+	rb.refs.Store(1) // Do's; each attempt adds the transport's
 	defer rb.release()
-
-	st := statePool.Get().(*doState)
-	st.firstByte.Store(0)
-	hreq := (&http.Request{
-		Method:        http.MethodPost,
-		URL:           c.url,
-		Proto:         "HTTP/1.1",
-		ProtoMajor:    1,
-		ProtoMinor:    1,
-		Header:        c.plainHeader,
-		Body:          &bodyReader{rb: rb},
-		GetBody:       rb.getBody,
-		ContentLength: int64(len(rb.buf)),
-		Host:          c.url.Host,
-	}).WithContext(httptrace.WithClientTrace(ctx, &st.trace))
+	header := c.plainHeader
 	if req.Stream {
-		hreq.Header = c.streamHeader
+		header = c.streamHeader
 	}
 
+	st := getState()
 	// Timing starts here: everything above is client work, not latency.
 	sent = time.Now()
-	st.sent = sent
-	resp, err := c.http.Do(hreq)
-	headersAt := time.Now()
+	resp, headersAt, err := c.attempt(ctx, c.http, rb, header, st, sent)
+	from := sent
+	if err != nil && retryable(ctx, st) {
+		// The abandoned state is not pooled: the failed attempt's read
+		// loop may still call its trace hooks.
+		res.Retry = retryReason(err)
+		st = getState()
+		from = time.Now()
+		res.Resent = from.Sub(sent)
+		resp, headersAt, err = c.attempt(ctx, c.fresh, rb, header, st, from)
+	}
 	if err != nil {
-		// The transport's read loop may still call the trace hook; do
-		// not hand st to another request.
 		res.Outcome = classify(ctx, err, false)
-		res.E2E = headersAt.Sub(sent)
-		c.debug("request failed", res, err)
+		res.E2E = headersAt.Sub(from)
+		res.Detail = c.errorDetail(err)
 		return sent
 	}
 	defer statePool.Put(st)
@@ -404,7 +482,7 @@ func (c *Client) Do(ctx context.Context, req Request, res *Result) (sent time.Ti
 	if fb := st.firstByte.Load(); fb > 0 {
 		res.TTFB = time.Duration(fb)
 	} else {
-		res.TTFB = headersAt.Sub(sent)
+		res.TTFB = headersAt.Sub(from)
 	}
 
 	switch code := resp.StatusCode; {
@@ -420,30 +498,77 @@ func (c *Client) Do(ctx context.Context, req Request, res *Result) (sent time.Ti
 		default: // 1xx, 3xx: not an answer we can measure
 			res.Outcome = OutcomeProtocolError
 		}
-		st.sse.Reset(resp.Body)
-		st.sse.Drain(maxErrorDrain)
-		st.sse.Reset(nil)
-		res.E2E = time.Since(sent)
-		c.debug("request failed", res, nil)
+		res.Detail = c.errorBody(resp.Body, st)
+		res.E2E = time.Since(from)
 		return sent
 	}
 
 	if req.Stream {
-		err = c.readStream(ctx, resp.Body, sent, res, st)
+		err = c.readStream(ctx, resp.Body, from, res, st)
 	} else {
-		err = c.readJSON(ctx, resp.Body, sent, res, st)
+		err = c.readJSON(ctx, resp.Body, from, res, st)
 	}
-	if res.Outcome != OutcomeSuccess {
-		c.debug("request failed", res, err)
+	if res.Outcome != OutcomeSuccess && res.Detail == "" {
+		res.Detail = c.errorDetail(err)
 	}
 	return sent
 }
 
-func (c *Client) debug(msg string, res *Result, err error) {
-	if !c.logger.Enabled(context.Background(), slog.LevelDebug) {
-		return
+// attempt sends the body once through hc, with from as the attempt's send
+// instant.
+func (c *Client) attempt(ctx context.Context, hc *http.Client, rb *reqBody, header http.Header, st *doState, from time.Time) (*http.Response, time.Time, error) {
+	rb.refs.Add(1) // the transport's
+	hreq := (&http.Request{
+		Method:        http.MethodPost,
+		URL:           c.url,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        header,
+		Body:          &bodyReader{rb: rb},
+		GetBody:       rb.getBody,
+		ContentLength: int64(len(rb.buf)),
+		Host:          c.url.Host,
+	}).WithContext(httptrace.WithClientTrace(ctx, &st.trace))
+	st.sent = from
+	resp, err := hc.Do(hreq)
+	return resp, time.Now(), err
+}
+
+// retryable: the attempt failed on a kept-alive connection before any byte
+// of a response came back, and nobody gave up on the request. The server then
+// closed (or reset) a connection it had kept open, usually right as the
+// request went out on it; net/http retries that only for idempotent requests,
+// and an inference POST is not one.
+func retryable(ctx context.Context, st *doState) bool {
+	return ctx.Err() == nil && st.reused.Load() && st.firstByte.Load() == 0
+}
+
+func retryReason(err error) RetryReason {
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		strings.Contains(err.Error(), "server closed idle connection"):
+		return RetryEOF
+	case errors.Is(err, syscall.ECONNRESET):
+		return RetryReset
+	case errors.Is(err, syscall.EPIPE):
+		return RetryBrokenPipe
 	}
-	c.logger.Debug(msg, "target", c.target, "outcome", res.Outcome.String(), "status", res.Status, "err", err)
+	return RetryOther
+}
+
+// errorBody reads what a non-2xx response says (its head, for the detail)
+// and drains the rest up to maxErrorDrain, so the connection can be reused.
+func (c *Client) errorBody(body io.Reader, st *doState) string {
+	var head [4 << 10]byte
+	n, _ := io.ReadFull(body, head[:])
+	st.sse.Reset(body)
+	st.sse.Drain(maxErrorDrain)
+	st.sse.Reset(nil)
+	if n == 0 {
+		return ""
+	}
+	return c.detail(serverMessage(head[:n]))
 }
 
 // classify maps an error to an outcome. The context decides first: its
@@ -515,6 +640,7 @@ func (c *Client) readStream(ctx context.Context, body io.Reader, sent time.Time,
 		if err := ParseChunk(ev.Data, ch); err != nil || ch.Error {
 			if err == nil {
 				err = errors.New("error event in stream")
+				res.Detail = c.detail(serverMessage(ev.Data))
 			}
 			endErr = err
 			res.Outcome = OutcomeProtocolError
@@ -640,6 +766,7 @@ func (c *Client) readJSON(ctx context.Context, body io.Reader, sent time.Time, r
 	}
 	if (len(r.Error) > 0 && string(r.Error) != "null") || r.Object == "error" {
 		res.Outcome = OutcomeProtocolError
+		res.Detail = c.detail(serverMessage(b))
 		return errors.New("error object in response")
 	}
 	res.Outcome = OutcomeSuccess

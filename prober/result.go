@@ -31,6 +31,32 @@ func (o Outcome) String() string {
 	return "unknown"
 }
 
+// RetryReason says why a request was sent a second time, on a fresh
+// connection: its first attempt failed on a reused keep-alive connection
+// before any response byte arrived (a server that closes connections it
+// advertised as kept alive, or closes idle ones without saying so). Values are
+// stable: they travel in worker records and label
+// llmprobe_connection_retries_total.
+type RetryReason uint8
+
+const (
+	RetryNone       RetryReason = iota // sent once
+	RetryEOF                           // the reused connection was closed (EOF, or Go's "server closed idle connection")
+	RetryReset                         // the reused connection was reset
+	RetryBrokenPipe                    // writing to the reused connection failed
+	RetryOther                         // any other transport error on the reused connection
+	NumRetryReasons
+)
+
+var retryNames = [NumRetryReasons]string{"", "eof", "reset", "broken_pipe", "other"}
+
+func (r RetryReason) String() string {
+	if r < NumRetryReasons {
+		return retryNames[r]
+	}
+	return "unknown"
+}
+
 // Gap is the time between two consecutive chunks that carry generated text,
 // and how many tokens the later chunk carried. ITL = Gap / Tokens, counted
 // Tokens times.
@@ -46,6 +72,12 @@ type Result struct {
 	Outcome Outcome
 	Status  int // HTTP status, 0 when no response arrived
 	Stream  bool
+
+	// Retry is why the request was sent again on a fresh connection
+	// (RetryNone when it was not); every duration below then counts from the
+	// retry's send, and Resent is how long after the first send that was.
+	Retry  RetryReason
+	Resent time.Duration
 
 	TTFB time.Duration // response headers received
 	TTFT time.Duration // first chunk with generated text (content or reasoning); -1 unless streamed and seen
@@ -69,6 +101,13 @@ type Result struct {
 	// EmitLags: for each text-bearing event, receive wall time − the
 	// server's emit wall time. Reused across requests.
 	EmitLags []time.Duration
+
+	// Detail says why a request failed, for the logs: the server's own error
+	// message (from an error body or an error event) or the transport's
+	// error, truncated to MaxDetail bytes with secrets redacted. Empty on
+	// success. It is logged where the request was measured and does not
+	// travel in worker records.
+	Detail string
 }
 
 // Reset clears r for reuse, keeping slice capacity.
