@@ -201,13 +201,15 @@ const (
 // that deploy files may use. Add a name only after reading it in the
 // project's source; TestQueryMetricNamesKnown fails on any other.
 var externalMetrics = []externalMetric{
-	// vLLM. time_per_output_token_seconds was renamed inter_token_latency_seconds
-	// in 0.11 (hidden since 0.12): not listed, so nothing uses the old name.
+	// vLLM.
 	{"vllm:time_to_first_token_seconds", "histogram", "vLLM", vllmSource},           // frontend arrival (before tokenization) to first token
 	{"vllm:inter_token_latency_seconds", "histogram", "vLLM", vllmSource},           // per token
 	{"vllm:request_time_per_output_token_seconds", "histogram", "vLLM", vllmSource}, // per request: decode time / (tokens - 1)
-	{"vllm:e2e_request_latency_seconds", "histogram", "vLLM", vllmSource},           // frontend arrival to last token
-	{"vllm:request_queue_time_seconds", "histogram", "vLLM", vllmSource},            // WAITING phase in the engine core
+	// The per-token histogram's name before 0.11; hidden since 0.12 (unless
+	// --show-hidden-metrics-for-version=0.11), for older servers only.
+	{"vllm:time_per_output_token_seconds", "histogram", "vLLM", vllmSource},
+	{"vllm:e2e_request_latency_seconds", "histogram", "vLLM", vllmSource}, // frontend arrival to last token
+	{"vllm:request_queue_time_seconds", "histogram", "vLLM", vllmSource},  // WAITING phase in the engine core
 	{"vllm:request_prefill_time_seconds", "histogram", "vLLM", vllmSource},
 	{"vllm:request_decode_time_seconds", "histogram", "vLLM", vllmSource},
 	{"vllm:num_requests_running", "gauge", "vLLM", vllmSource},
