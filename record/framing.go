@@ -1,12 +1,12 @@
-// Wire format (version 1)
+// Wire format (version 2)
 //
 // A worker writes a stream of frames to the supervisor; every frame is
 // self-describing and checked on its own:
 //
 //	byte 0      magic 0xC0 (never valid UTF-8: stray text on the pipe, such
 //	            as a panic trace, is caught at the first byte)
-//	byte 1      version (1); any other value is refused, on every frame
-//	byte 2      kind: 1 record, 2 sample, 3 heartbeat
+//	byte 1      version (2); any other value is refused, on every frame
+//	byte 2      kind: 1 record, 2 sample, 3 heartbeat, 4 send
 //	bytes 3..   payload length, uvarint (1 to 4 bytes), at most MaxPayload
 //	then        payload, exactly that many bytes
 //
@@ -18,6 +18,7 @@
 //	           byte flags (bit 0 Stream, 1 UsageReported, 2 UsageMismatch,
 //	           3 GroundTruth, 4 Warmup, 5 Saturated; other bits refused),
 //	           byte Outcome (< prober.NumOutcomes), zz Status,
+//	           byte Retry (< prober.NumRetryReasons), zz Resent,
 //	           zz TTFB, zz TTFT, zz E2E,
 //	           zz InputTokens, zz OutputTokens, zz CountedTokens,
 //	           zz ServerTTFT, zz ServerQueue,
@@ -28,6 +29,7 @@
 //	           then uv len(Probes), and per probe: uv Scheduled, uv Sent,
 //	           uv Dropped, uv Late, zz InFlight
 //	heartbeat: uv seq, zz unix nanoseconds
+//	send:      uv Probe, zz ScheduleDelay, byte Warmup (0 or 1)
 //
 // A payload must be consumed exactly: trailing bytes are an error, since any
 // change to a payload's layout comes with a new version byte.
@@ -51,7 +53,7 @@ const (
 	Magic byte = 0xC0
 	// Version is the frame format this build writes and the only one it
 	// reads. Bump it on any change to the header or a payload layout.
-	Version byte = 1
+	Version byte = 2
 	// MaxPayload caps a frame's payload so that a corrupt length never
 	// makes the decoder allocate without bound. A record with 64 gaps and
 	// 64 emit lags is about 570 bytes; a million gaps still fit.
@@ -68,6 +70,7 @@ const (
 	KindRecord    Kind = 1 // one request's Record
 	KindSample    Kind = 2 // a worker's saturation Sample
 	KindHeartbeat Kind = 3 // liveness: sequence number and wall time
+	KindSend      Kind = 4 // one request going out: its Send
 )
 
 func (k Kind) String() string {
@@ -78,11 +81,13 @@ func (k Kind) String() string {
 		return "sample"
 	case KindHeartbeat:
 		return "heartbeat"
+	case KindSend:
+		return "send"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
 
-func (k Kind) valid() bool { return k >= KindRecord && k <= KindHeartbeat }
+func (k Kind) valid() bool { return k >= KindRecord && k <= KindSend }
 
 // Sample is a worker's view of its own saturation, sent periodically so the
 // supervisor can tell "the engine is slow" from "the prober is overloaded".
@@ -177,6 +182,17 @@ func (e *Encoder) EncodeSample(s *Sample) error {
 	return e.frame(KindSample, appendSample(e.begin(), s))
 }
 
+// EncodeSend writes s as one frame.
+func (e *Encoder) EncodeSend(s Send) error {
+	b := binary.AppendUvarint(e.begin(), uint64(s.Probe))
+	b = binary.AppendVarint(b, int64(s.ScheduleDelay))
+	var warmup byte
+	if s.Warmup {
+		warmup = 1
+	}
+	return e.frame(KindSend, append(b, warmup))
+}
+
 // EncodeHeartbeat writes a heartbeat frame.
 func (e *Encoder) EncodeHeartbeat(seq uint64, unixNano int64) error {
 	b := binary.AppendUvarint(e.begin(), seq)
@@ -238,6 +254,8 @@ func appendRecord(b []byte, r *Record) []byte {
 	b = binary.AppendVarint(b, int64(r.ScheduleDelay))
 	b = append(b, flags, byte(r.Outcome))
 	b = binary.AppendVarint(b, int64(r.Status))
+	b = append(b, byte(r.Retry))
+	b = binary.AppendVarint(b, int64(r.Resent))
 	b = binary.AppendVarint(b, int64(r.TTFB))
 	b = binary.AppendVarint(b, int64(r.TTFT))
 	b = binary.AppendVarint(b, int64(r.E2E))
@@ -468,6 +486,12 @@ func (d *Decoder) DecodeRecord(r *Record) error {
 	r.Saturated = flags&flagSaturated != 0
 	r.Outcome = prober.Outcome(outcome)
 	r.Status = int(p.varint())
+	retry := p.u8()
+	if p.err == nil && retry >= byte(prober.NumRetryReasons) {
+		p.fail("retry reason %d out of range", retry)
+	}
+	r.Retry = prober.RetryReason(retry)
+	r.Resent = time.Duration(p.varint())
 	r.TTFB = time.Duration(p.varint())
 	r.TTFT = time.Duration(p.varint())
 	r.E2E = time.Duration(p.varint())
@@ -529,6 +553,23 @@ func (d *Decoder) DecodeSample(s *Sample) error {
 		})
 	}
 	return p.end(KindSample)
+}
+
+// DecodeSend decodes the current send frame.
+func (d *Decoder) DecodeSend() (Send, error) {
+	if err := d.want(KindSend); err != nil {
+		return Send{}, err
+	}
+	p := payload{b: d.buf}
+	s := Send{Probe: p.uint32("probe"), ScheduleDelay: time.Duration(p.varint())}
+	switch w := p.u8(); {
+	case p.err != nil:
+	case w > 1:
+		p.fail("warmup byte %d", w)
+	default:
+		s.Warmup = w == 1
+	}
+	return s, p.end(KindSend)
 }
 
 // DecodeHeartbeat decodes the current heartbeat frame.

@@ -95,6 +95,8 @@ func TestRecordRoundTrip(t *testing.T) {
 		Result: prober.Result{
 			Outcome:       prober.NumOutcomes - 1,
 			Status:        math.MinInt64,
+			Retry:         prober.NumRetryReasons - 1,
+			Resent:        math.MinInt64,
 			TTFB:          math.MinInt64,
 			TTFT:          math.MaxInt64,
 			E2E:           0,
@@ -178,6 +180,26 @@ func TestRecordRoundTrip(t *testing.T) {
 	}
 	if _, err := dec.Next(); err != io.EOF {
 		t.Fatalf("after the last frame: Next error = %v, want io.EOF", err)
+	}
+}
+
+func TestSendRoundTrip(t *testing.T) {
+	sends := []Send{{}, {Probe: math.MaxUint32, ScheduleDelay: math.MinInt64, Warmup: true}, {Probe: 3, ScheduleDelay: 1500}}
+	var buf bytes.Buffer
+	enc := NewEncoder(&buf)
+	for _, s := range sends {
+		if err := enc.EncodeSend(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dec := NewDecoder(&buf)
+	for i, want := range sends {
+		if k, err := dec.Next(); err != nil || k != KindSend {
+			t.Fatalf("send %d: Next = %v, %v", i, k, err)
+		}
+		if got, err := dec.DecodeSend(); err != nil || got != want {
+			t.Fatalf("send %d: decoded %+v, %v; want %+v", i, got, err, want)
+		}
 	}
 }
 
@@ -266,15 +288,16 @@ func TestWireFormatGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []byte{
-		0xC0, 1, 3, 2, // heartbeat header: 2-byte payload
+		0xC0, 2, 3, 2, // heartbeat header: 2-byte payload
 		1, 3, // seq 1, unix ns -2 (zigzag 3)
-		0xC0, 1, 1, 22, // record header: 22-byte payload
+		0xC0, 2, 1, 24, // record header: 24-byte payload
 		2,          // probe
 		6,          // intended 3
 		1,          // schedule delay -1
 		0x11,       // flags: Stream | Warmup
 		2,          // outcome http_429
 		0xDA, 0x06, // status 429 (zigzag 858)
+		0, 0, // retry none, resent 0
 		10,         // TTFB 5
 		1,          // TTFT -1
 		0xD8, 0x04, // E2E 300 (zigzag 600)
@@ -356,15 +379,15 @@ func TestTruncatedAtEveryOffset(t *testing.T) {
 
 func TestUnsupportedVersion(t *testing.T) {
 	frame := encodeRecords(t, typicalRecord(2))
-	frame[1] = 2
+	frame[1] = 1
 	dec := NewDecoder(bytes.NewReader(frame))
 	_, err := dec.Next()
-	if err == nil || err.Error() != "record: unsupported frame version 2 (this build speaks 1)" {
+	if err == nil || err.Error() != "record: unsupported frame version 1 (this build speaks 2)" {
 		t.Fatalf("error = %v", err)
 	}
 	var ve *VersionError
-	if !errors.As(err, &ve) || ve.Got != 2 || ve.Want != Version {
-		t.Fatalf("error %v is not a VersionError{2, %d}", err, Version)
+	if !errors.As(err, &ve) || ve.Got != 1 || ve.Want != Version {
+		t.Fatalf("error %v is not a VersionError{1, %d}", err, Version)
 	}
 	if _, again := dec.Next(); again != err {
 		t.Fatalf("the stream went on after a version error: %v", again)
@@ -377,7 +400,7 @@ func TestUnsupportedVersion(t *testing.T) {
 	if _, err := dec.Next(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := dec.Next(); err == nil || err.Error() != "record: unsupported frame version 0 (this build speaks 1)" {
+	if _, err := dec.Next(); err == nil || err.Error() != "record: unsupported frame version 0 (this build speaks 2)" {
 		t.Fatalf("second frame: error = %v", err)
 	}
 }
@@ -498,6 +521,9 @@ func TestMalformedPayloads(t *testing.T) {
 		{"tokens overflow", frameOf(KindRecord, append(undefinedPrefix(), 1, 2, 0x80, 0x80, 0x80, 0x80, 0x10, 0)), "gap tokens 2147483648 overflows int32"},
 		{"short sample", frameOf(KindSample, []byte{0, 0, 0, 0, 0, 0, 0, 1, 2}), "payload ends at byte 9"},
 		{"heartbeat trailing", frameOf(KindHeartbeat, []byte{1, 2, 3}), "1 trailing bytes after a heartbeat"},
+		{"retry out of range", func() []byte { f := append([]byte{}, good...); f[hdr+7] = byte(prober.NumRetryReasons); return f }(), "retry reason 5 out of range"},
+		{"send warmup byte", frameOf(KindSend, []byte{1, 2, 2}), "warmup byte 2"},
+		{"send trailing", frameOf(KindSend, []byte{1, 2, 0, 0}), "1 trailing bytes after a send"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -518,6 +544,8 @@ func TestMalformedPayloads(t *testing.T) {
 				err = dec.DecodeSample(&s)
 			case KindHeartbeat:
 				_, _, err = dec.DecodeHeartbeat()
+			case KindSend:
+				_, err = dec.DecodeSend()
 			}
 			want := "record: malformed frame: " + c.reason + " (in a " + k.String() + " frame)"
 			if err == nil || err.Error() != want || !errors.Is(err, ErrMalformed) {
@@ -534,7 +562,7 @@ func TestMalformedPayloads(t *testing.T) {
 }
 
 // undefinedPrefix is a record payload up to its gap count: all fields zero.
-func undefinedPrefix() []byte { return make([]byte, 14) }
+func undefinedPrefix() []byte { return make([]byte, 16) }
 
 func frameOf(k Kind, payload []byte) []byte {
 	f := appendUvarint([]byte{Magic, Version, byte(k)}, uint64(len(payload)))

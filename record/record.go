@@ -29,3 +29,12 @@ type Record struct {
 	Saturated bool
 	prober.Result
 }
+
+// Send is one request as it goes out, before any response: the first word of
+// it the supervisor hears, so that its schedule delay is known (and counted)
+// however long the server then takes. Its Record follows when it ends.
+type Send struct {
+	Probe         uint32
+	ScheduleDelay time.Duration // dispatch − intended send, monotonic
+	Warmup        bool
+}
