@@ -6,15 +6,23 @@ import (
 	"github.com/llmprobe/llmprobe/record"
 )
 
-// Queue hands records from request goroutines to the aggregation goroutine.
-// Put never blocks and never drops: the queue grows instead, and its length
-// is exported (llmprobe_record_backlog) so a slow aggregator is visible rather
-// than feeding back into timing.
+// Queue hands sends and records from request goroutines to the aggregation
+// goroutine, in the order they happened. Sent and Put never block and never
+// drop: the queue grows instead, and a worker's unwritten backlog is exported
+// (llmprobe_worker_record_backlog_bytes) so a slow aggregator is visible
+// rather than feeding back into timing.
 type Queue struct {
 	mu      sync.Mutex
-	pending []*record.Record
-	spare   []*record.Record
+	pending []Item
+	spare   []Item
 	ready   chan struct{}
+}
+
+// Item is one thing that happened to a request: it went out (Record nil,
+// Send set), or it ended (Record set).
+type Item struct {
+	Record *record.Record
+	Send   record.Send
 }
 
 // NewQueue returns an empty queue.
@@ -23,9 +31,14 @@ func NewQueue() *Queue {
 }
 
 // Put enqueues r and wakes the consumer.
-func (q *Queue) Put(r *record.Record) {
+func (q *Queue) Put(r *record.Record) { q.add(Item{Record: r}) }
+
+// Sent enqueues s and wakes the consumer.
+func (q *Queue) Sent(s record.Send) { q.add(Item{Send: s}) }
+
+func (q *Queue) add(it Item) {
 	q.mu.Lock()
-	q.pending = append(q.pending, r)
+	q.pending = append(q.pending, it)
 	q.mu.Unlock()
 	select {
 	case q.ready <- struct{}{}:
@@ -45,7 +58,7 @@ func (q *Queue) Ready() <-chan struct{} { return q.ready }
 
 // Drain swaps out everything queued; the returned slice is valid until the
 // next Drain.
-func (q *Queue) Drain() []*record.Record {
+func (q *Queue) Drain() []Item {
 	q.mu.Lock()
 	batch := q.pending
 	q.pending = q.spare[:0]

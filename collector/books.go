@@ -1,6 +1,13 @@
 package collector
 
-import "github.com/llmprobe/llmprobe/record"
+import (
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/llmprobe/llmprobe/record"
+)
 
 // Books turns one source's cumulative schedule counters (a worker's, or an
 // in-process runner's) into increments of the daemon-wide counters. A source
@@ -23,8 +30,10 @@ func (b *Books) Apply(cur []record.ProbeCounts) {
 			break
 		}
 		p, last := b.probes[i], &b.last[i]
-		p.Scheduled.Add(float64(delta(cur[i].Scheduled, last.Scheduled)))
-		p.Dropped.Add(float64(delta(cur[i].Dropped, last.Dropped)))
+		scheduled, dropped := delta(cur[i].Scheduled, last.Scheduled), delta(cur[i].Dropped, last.Dropped)
+		p.Scheduled.Add(float64(scheduled))
+		p.Dropped.Add(float64(dropped))
+		p.shed.add(time.Now(), scheduled, dropped)
 		p.LateDispatches.Add(float64(delta(cur[i].Late, last.Late)))
 		p.InFlight.Add(float64(cur[i].InFlight - last.InFlight))
 		*last = cur[i]
@@ -45,4 +54,43 @@ func delta(cur, last uint64) uint64 {
 		return cur
 	}
 	return cur - last
+}
+
+// shedSlots × 1s is the window of llmprobe_load_shed_ratio.
+const shedSlots = 10
+
+// shedWindow keeps a probe's arrivals and drops per second over the last
+// shedSlots seconds, summed over every source that feeds the probe, and
+// keeps the probe's shed-ratio gauge at drops / arrivals over that window.
+type shedWindow struct {
+	gauge prometheus.Gauge
+	mu    sync.Mutex
+	slots [shedSlots]struct {
+		sec                int64
+		scheduled, dropped uint64
+	}
+}
+
+func (w *shedWindow) add(now time.Time, scheduled, dropped uint64) {
+	sec := now.Unix()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s := &w.slots[sec%shedSlots]
+	if s.sec != sec {
+		s.sec, s.scheduled, s.dropped = sec, 0, 0
+	}
+	s.scheduled += scheduled
+	s.dropped += dropped
+	var sch, drop uint64
+	for i := range w.slots {
+		if s := &w.slots[i]; s.sec > sec-shedSlots {
+			sch += s.scheduled
+			drop += s.dropped
+		}
+	}
+	ratio := 0.0
+	if sch > 0 {
+		ratio = float64(drop) / float64(sch)
+	}
+	w.gauge.Set(ratio)
 }

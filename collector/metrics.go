@@ -56,7 +56,9 @@ type Metrics struct {
 	usageMismatch, saturatedObs        *prometheus.CounterVec
 	sloRequests, sloGood               *prometheus.CounterVec
 	scheduled, dropped, lateDispatches *prometheus.CounterVec
+	retries                            *prometheus.CounterVec
 	inFlight, rate, concurrency, cap   *prometheus.GaugeVec
+	shed                               *prometheus.GaugeVec
 }
 
 // New creates the metrics and registers them on reg.
@@ -73,7 +75,7 @@ func New(reg prometheus.Registerer) *Metrics {
 			"TTFT counted from the intended send time: what a user arriving on schedule saw. Minus time_to_first_token_seconds, it is the client's own queueing.", requestBuckets, probeLabelNames),
 		intendedE2E: histogram("intended_request_duration_seconds",
 			"End-to-end latency counted from the intended send time (includes the client's own schedule delay).", requestBuckets, probeLabelNames),
-		scheduleDelay:    histogram("schedule_delay_seconds", "Actual send time minus intended send time: the client's own queueing, every sent request after warm-up.", delayBuckets, probeLabelNames),
+		scheduleDelay:    histogram("schedule_delay_seconds", "Actual send time minus intended send time: the client's own queueing, every sent request after warm-up, observed as it is sent.", delayBuckets, probeLabelNames),
 		inputTokensHist:  histogram("request_input_tokens", "Input (prompt) tokens per successful request.", tokenCountBkts, probeLabelNames),
 		outputTokensHist: histogram("request_output_tokens", "Output (generated) tokens per successful request.", tokenCountBkts, probeLabelNames),
 		ttftBias: histogram("ground_truth_ttft_bias_seconds",
@@ -100,6 +102,10 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "Arrivals not sent because max_in_flight was reached (open loop never delays the schedule)."}, probeLabelNames),
 		lateDispatches: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "late_dispatches_total",
 			Help: "Requests sent later than global.late_dispatch_threshold after their intended time."}, probeLabelNames),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "connection_retries_total",
+			Help: "Requests sent a second time, on a fresh connection, because the kept-alive connection they first went out on failed before any response byte (the server had closed or reset it), by reason."}, []string{"target", "scenario", "reason"}),
+		shed: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "load_shed_ratio",
+			Help: "Fraction of the probe's arrivals over the last 10s that were not sent because max_in_flight was full: the engine does not keep up with the configured load. An engine-side signal; it never marks the client saturated. Always 0 in closed loop."}, probeLabelNames),
 		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "requests_in_flight",
 			Help: "Requests sent and not yet finished."}, probeLabelNames),
 		rate: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "configured_rate_requests_per_second",
@@ -120,7 +126,7 @@ func (m *Metrics) all() []prometheus.Collector {
 		m.ttft, m.itl, m.tpot, m.ntpot, m.e2e, m.ttfb, m.intendedTTFT, m.intendedE2E, m.scheduleDelay,
 		m.inputTokensHist, m.outputTokensHist, m.ttftBias, m.emitLag,
 		m.requests, m.inputTokens, m.outputTokens, m.usageMismatch, m.saturatedObs, m.sloRequests, m.sloGood,
-		m.scheduled, m.dropped, m.lateDispatches, m.inFlight, m.rate, m.concurrency, m.cap,
+		m.scheduled, m.dropped, m.lateDispatches, m.retries, m.inFlight, m.rate, m.concurrency, m.cap, m.shed,
 	}
 }
 
@@ -147,7 +153,9 @@ type Probe struct {
 	outcomes                          [prober.NumOutcomes]prometheus.Counter
 	inputTokens, outputTokens         prometheus.Counter
 	usageMismatch, saturatedObs       prometheus.Counter
+	retries                           [prober.NumRetryReasons]prometheus.Counter // index 0 (no retry) unset
 	slos                              []sloSeries
+	shed                              shedWindow
 
 	Scheduled, Dropped, LateDispatches prometheus.Counter
 	InFlight                           prometheus.Gauge
@@ -177,6 +185,10 @@ func (m *Metrics) ForProbe(target string, sc *config.Scenario) *Probe {
 	for o := prober.Outcome(0); o < prober.NumOutcomes; o++ {
 		p.outcomes[o] = m.requests.WithLabelValues(target, sc.Name, o.String())
 	}
+	for r := prober.RetryNone + 1; r < prober.NumRetryReasons; r++ {
+		p.retries[r] = m.retries.WithLabelValues(target, sc.Name, r.String())
+	}
+	p.shed.gauge = m.shed.WithLabelValues(l...)
 	for _, s := range sc.SLOs {
 		p.slos = append(p.slos, sloSeries{slo: s,
 			total: m.sloRequests.WithLabelValues(target, sc.Name, s.Name),
@@ -211,13 +223,15 @@ func (p *Probe) Observe(r *record.Record) {
 	if r.UsageMismatch {
 		p.usageMismatch.Inc()
 	}
+	if r.Retry != prober.RetryNone && r.Retry < prober.NumRetryReasons {
+		p.retries[r.Retry].Inc()
+	}
 	if r.Warmup {
 		return
 	}
 	if r.Saturated {
 		p.saturatedObs.Inc()
 	}
-	p.scheduleDelay.Observe(r.ScheduleDelay.Seconds())
 	ok := r.Outcome == prober.OutcomeSuccess
 	if ok {
 		p.observeLatencies(r)
@@ -231,16 +245,27 @@ func (p *Probe) Observe(r *record.Record) {
 	}
 }
 
+// ObserveSend takes a request as it goes out: its schedule delay counts now,
+// not when (or whether) the server answers.
+func (p *Probe) ObserveSend(s record.Send) {
+	if !s.Warmup {
+		p.scheduleDelay.Observe(s.ScheduleDelay.Seconds())
+	}
+}
+
 func (p *Probe) observeLatencies(r *record.Record) {
 	e2e := r.E2E.Seconds()
 	p.e2e.Observe(e2e)
-	p.intendedE2E.Observe((r.E2E + r.ScheduleDelay).Seconds())
+	// From the intended send: the client's delay, a failed first attempt
+	// (Resent) and the latency itself.
+	late := r.ScheduleDelay + r.Resent
+	p.intendedE2E.Observe((r.E2E + late).Seconds())
 	if r.TTFB >= 0 {
 		p.ttfb.Observe(r.TTFB.Seconds())
 	}
 	if r.TTFT >= 0 {
 		p.ttft.Observe(r.TTFT.Seconds())
-		p.intendedTTFT.Observe((r.TTFT + r.ScheduleDelay).Seconds())
+		p.intendedTTFT.Observe((r.TTFT + late).Seconds())
 		if tpot, ok := tpot(r); ok {
 			p.tpot.Observe(tpot.Seconds())
 		}

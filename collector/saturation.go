@@ -28,7 +28,7 @@ func NewSaturation(reg prometheus.Registerer) *Saturation {
 	}
 	s := &Saturation{
 		saturated: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "llmprobe_client_saturated",
-			Help: "1 while the worker judges itself saturated (late sends, drops at the in-flight cap, CPU, Go scheduler latency or record backlog over their thresholds): its latencies then include its own queueing."}, w),
+			Help: "1 while the worker judges itself saturated (late sends, CPU, Go scheduler latency or record backlog over their thresholds): its latencies then include its own queueing. Drops at the in-flight cap do not count: see llmprobe_load_shed_ratio."}, w),
 		up:         gauge("worker_up", "1 while the worker process runs and reports."),
 		inFlight:   gauge("worker_requests_in_flight", "Requests the worker has in flight."),
 		cap:        gauge("worker_max_in_flight", "The worker's cap on requests in flight (its share of max_in_flight or concurrency)."),
@@ -87,8 +87,9 @@ func (s *Saturation) Forget(id string) {
 	}
 }
 
-// ObserveRecord feeds the worker's schedule-delay histogram.
-func (w *Worker) ObserveRecord(r *record.Record) { w.scheduleDelay.Observe(r.ScheduleDelay.Seconds()) }
+// ObserveSend feeds the worker's schedule-delay histogram as each request
+// goes out.
+func (w *Worker) ObserveSend(s record.Send) { w.scheduleDelay.Observe(s.ScheduleDelay.Seconds()) }
 
 // Incarnation follows one run of a worker: its samples count from zero.
 // During a reload two incarnations of a worker can overlap (the old one

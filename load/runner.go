@@ -18,10 +18,13 @@ import (
 	"github.com/llmprobe/llmprobe/workload"
 )
 
-// Sink receives finished records. Put takes ownership of r (the sink gives it
-// back with record.Put) and must not block: it runs on the request's
-// goroutine, and blocking there would hold an in-flight slot.
+// Sink receives what happens to requests: Sent as each one goes out (so its
+// schedule delay counts however long the server then takes), Put with its
+// record once it has ended. Put takes ownership of r (the sink gives it back
+// with record.Put). Neither may block: they run on the request's goroutine,
+// and blocking there would hold an in-flight slot or delay the send.
 type Sink interface {
+	Sent(s record.Send)
 	Put(r *record.Record)
 }
 
@@ -48,6 +51,7 @@ type probeRun struct {
 	conc     int // closed loop: this worker's share (may be 0 when workers outnumber it)
 	cap      int64
 	seed     uint64
+	failures *failureLog
 	Stats    Stats
 }
 
@@ -66,7 +70,7 @@ func New(cfg *config.Config, opts Options, sink Sink, logger *slog.Logger) (*Run
 	}
 	r := &Runner{sink: sink, logger: logger, lateThreshold: time.Duration(cfg.Global.LateDispatchThreshold), drain: opts.Drain}
 	for i, pair := range cfg.Pairs() {
-		p := &probeRun{index: uint32(i), pair: pair}
+		p := &probeRun{index: uint32(i), pair: pair, failures: newFailureLog(logger, cfg, pair)}
 		// The workload (its corpus, its shared prefix) is the probe's, the
 		// same in every worker; the random draws are the worker's own.
 		probeSeed := cfg.Global.Seed + int64(i)*7919
@@ -100,12 +104,14 @@ func New(cfg *config.Config, opts Options, sink Sink, logger *slog.Logger) (*Run
 	return r, nil
 }
 
-// Close releases the probes' HTTP connections.
+// Close releases the probes' HTTP connections and logs the failures not
+// yet summarised.
 func (r *Runner) Close() {
 	for _, p := range r.probes {
 		if p.client != nil {
 			p.client.Close()
 		}
+		p.failures.flush()
 	}
 }
 
@@ -229,12 +235,20 @@ func (r *Runner) send(ctx context.Context, p *probeRun, intended time.Time, warm
 	rec.Saturated = r.saturated.Load()
 	sc := p.pair.Scenario
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(sc.Timeout))
+	// The schedule delay is told before the request goes out, so that a
+	// server that holds requests for minutes cannot hide the client's view of
+	// its own schedule.
+	delay := time.Since(intended)
+	if r.lateThreshold > 0 && delay > r.lateThreshold {
+		p.Stats.Late.Add(1)
+	}
+	r.sink.Sent(record.Send{Probe: p.index, ScheduleDelay: delay, Warmup: warmup})
 	sent := p.client.Do(ctx, prober.Request{Prompt: prompt.Text, MaxTokens: prompt.MaxTokens, Stream: sc.Streamed()}, &rec.Result)
 	cancel()
 	rec.ScheduleDelay = sent.Sub(intended)
-	if r.lateThreshold > 0 && rec.ScheduleDelay > r.lateThreshold {
-		p.Stats.Late.Add(1)
-	}
 	p.Stats.InFlight.Add(-1)
+	if rec.Outcome != prober.OutcomeSuccess {
+		p.failures.failed(&rec.Result)
+	}
 	r.sink.Put(rec)
 }

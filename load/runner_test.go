@@ -21,7 +21,20 @@ import (
 // sink keeps copies of the records it is handed.
 type sink struct {
 	mu      sync.Mutex
+	sends   []record.Send
 	records []record.Record
+}
+
+func (s *sink) Sent(v record.Send) {
+	s.mu.Lock()
+	s.sends = append(s.sends, v)
+	s.mu.Unlock()
+}
+
+func (s *sink) sent() []record.Send {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]record.Send(nil), s.sends...)
 }
 
 func (s *sink) Put(r *record.Record) {
@@ -69,6 +82,14 @@ probes: [{targets: [ref], scenarios: [s]}]
 
 func runShare(t *testing.T, cfg *config.Config, opts load.Options, d time.Duration, watch func(*load.Runner)) []record.Record {
 	t.Helper()
+	s, _ := runSink(t, cfg, opts, d, watch)
+	return s.all()
+}
+
+// runSink runs cfg's share for d and returns what reached the sink and the
+// stopped runner (for its books).
+func runSink(t *testing.T, cfg *config.Config, opts load.Options, d time.Duration, watch func(*load.Runner)) (*sink, *load.Runner) {
+	t.Helper()
 	s := &sink{}
 	r, err := load.New(cfg, opts, s, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
@@ -83,7 +104,7 @@ func runShare(t *testing.T, cfg *config.Config, opts load.Options, d time.Durati
 	}
 	<-done
 	r.Close()
-	return s.all()
+	return s, r
 }
 
 func TestClosedLoopKeepsConcurrency(t *testing.T) {

@@ -85,12 +85,18 @@ func (a *aggregator) run(finished <-chan struct{}) {
 }
 
 func (a *aggregator) observe() {
-	for _, r := range a.q.Drain() {
-		if int(r.Probe) < len(a.probes) {
+	for _, it := range a.q.Drain() {
+		if it.Record == nil {
+			if int(it.Send.Probe) < len(a.probes) {
+				a.probes[it.Send.Probe].ObserveSend(it.Send)
+			}
+			a.worker.ObserveSend(it.Send)
+			continue
+		}
+		if r := it.Record; int(r.Probe) < len(a.probes) {
 			a.probes[r.Probe].Observe(r)
 		}
-		a.worker.ObserveRecord(r)
-		record.Put(r)
+		record.Put(it.Record)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
 	"testing"
 )
 
@@ -13,8 +14,24 @@ import (
 // with its hidden worker subcommand.
 const beWorker = "LLMPROBE_TEST_BE_WORKER"
 
+// starveWorker makes such a worker a starved client: one core, and busy
+// goroutines competing with its senders and readers for it.
+const starveWorker = "LLMPROBE_TEST_STARVE_WORKER"
+
 func TestMain(m *testing.M) {
 	if os.Getenv(beWorker) == "1" {
+		if os.Getenv(starveWorker) == "1" {
+			runtime.GOMAXPROCS(1)
+			for i := 0; i < 4; i++ {
+				go func() {
+					for x := uint64(0); ; x++ {
+						if x == 1<<63 {
+							fmt.Fprint(io.Discard, x) // keeps the loop from being optimised away
+						}
+					}
+				}()
+			}
+		}
 		logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
 		if err := Serve(os.Stdin, os.NewFile(3, "frames"), logger); err != nil {
 			fmt.Fprintln(os.Stderr, "worker:", err)

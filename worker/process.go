@@ -107,9 +107,14 @@ func (w *frameWriter) run(finished <-chan struct{}) error {
 }
 
 func (w *frameWriter) records() error {
-	for _, r := range w.q.Drain() {
-		err := w.enc.EncodeRecord(r)
-		record.Put(r)
+	for _, it := range w.q.Drain() {
+		var err error
+		if it.Record == nil {
+			err = w.enc.EncodeSend(it.Send)
+		} else {
+			err = w.enc.EncodeRecord(it.Record)
+			record.Put(it.Record)
+		}
 		if err != nil {
 			return fmt.Errorf("writing records: %w", err)
 		}

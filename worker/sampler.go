@@ -14,7 +14,10 @@ import (
 )
 
 // Thresholds decide when a worker calls itself saturated: when its own
-// queueing, not the endpoint, starts to shape what it measures. Any one of
+// queueing, not the endpoint, starts to shape what it measures. Arrivals
+// dropped at the in-flight cap are not among them: a slow engine fills the
+// cap with the client idle, and calling that saturation would silence the
+// very latency alerts that should fire (llmprobe_load_shed_ratio reports it). Any one of
 // them over a sampling window marks the window; the verdict changes only
 // after Persist windows in a row disagree with it. A false "saturated" is
 // costly (the shipped alerts stand down for the engine while it lasts), so
@@ -26,9 +29,6 @@ type Thresholds struct {
 	// send in a quiet window says nothing).
 	LateFraction float64
 	MinLate      uint64
-	// AnyDrop: an arrival dropped because the in-flight cap was full means
-	// the schedule could not be kept.
-	AnyDrop bool
 	// CPU utilisation of the worker's usable cores (0..1).
 	CPU float64
 	// SchedLatencyP99 of the Go scheduler: goroutines (stream readers among
@@ -45,7 +45,6 @@ type Thresholds struct {
 var DefaultThresholds = Thresholds{
 	LateFraction:    0.05,
 	MinLate:         3,
-	AnyDrop:         true,
 	CPU:             0.90,
 	SchedLatencyP99: 3 * time.Millisecond,
 	BacklogBytes:    4 << 20,
@@ -58,9 +57,6 @@ func (t Thresholds) Judge(prev, cur *record.Sample, cores int) (bool, string) {
 	sent := cur.Sent - prev.Sent
 	if late := cur.Late - prev.Late; late >= t.MinLate && late > 0 && float64(late)/float64(sent) > t.LateFraction {
 		return true, fmt.Sprintf("%d of %d sends were late", late, sent)
-	}
-	if t.AnyDrop && cur.Dropped > prev.Dropped {
-		return true, fmt.Sprintf("%d arrivals dropped at the in-flight cap", cur.Dropped-prev.Dropped)
 	}
 	if wall := time.Duration(cur.UnixNano - prev.UnixNano).Seconds(); wall > 0 && cores > 0 {
 		if u := (cur.CPUSeconds - prev.CPUSeconds) / wall / float64(cores); u > t.CPU {

@@ -208,7 +208,16 @@ func (p *procPlan) read(ctx context.Context, r io.Reader, kill func(), inc *coll
 			if int(rec.Probe) < len(p.probes) {
 				p.probes[rec.Probe].Observe(&rec)
 			}
-			w.ObserveRecord(&rec)
+		case record.KindSend:
+			s, err := dec.DecodeSend()
+			if err != nil {
+				p.logger.Error("bad send frame", "err", err)
+				continue
+			}
+			if int(s.Probe) < len(p.probes) {
+				p.probes[s.Probe].ObserveSend(s)
+			}
+			w.ObserveSend(s)
 		case record.KindSample:
 			if err := dec.DecodeSample(&sample); err != nil {
 				p.logger.Error("bad sample frame", "err", err)

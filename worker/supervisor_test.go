@@ -129,6 +129,8 @@ func metricValue(m *dto.Metric) float64 {
 		return m.Counter.GetValue()
 	case m.Gauge != nil:
 		return m.Gauge.GetValue()
+	case m.Histogram != nil:
+		return float64(m.Histogram.GetSampleCount())
 	}
 	return math.NaN()
 }
@@ -315,9 +317,14 @@ func TestWorkersTogetherKeepTheConfiguredPoissonStream(t *testing.T) {
 	}
 }
 
-func TestSaturationGaugeFiresWhenStarvedAndNotAtModerateLoad(t *testing.T) {
+// Two verdicts, never confused: a starved client is saturated; a slow
+// engine that fills the in-flight cap sheds load with the client idle, and
+// that is not saturation (it would silence the latency alerts that should
+// fire).
+func TestSaturationAndShedAreTwoVerdicts(t *testing.T) {
 	ep := newEndpoint(t, 50*time.Millisecond, 5*time.Millisecond)
 	sat := map[string]string{"worker": "0"}
+	probe := map[string]string{"target": "ref", "scenario": "s"}
 
 	t.Run("moderate", func(t *testing.T) {
 		h := newPool(t, 1, 200*time.Millisecond)
@@ -329,20 +336,40 @@ func TestSaturationGaugeFiresWhenStarvedAndNotAtModerateLoad(t *testing.T) {
 			if v := h.value(t, "llmprobe_client_saturated", sat); v != 0 {
 				t.Fatalf("llmprobe_client_saturated = %v at 20 req/s", v)
 			}
+			if v := h.value(t, "llmprobe_load_shed_ratio", probe); v != 0 {
+				t.Fatalf("llmprobe_load_shed_ratio = %v at 20 req/s with room for 100 in flight", v)
+			}
 			time.Sleep(200 * time.Millisecond)
 		}
 	})
-	t.Run("starved", func(t *testing.T) {
+	t.Run("slow engine, small cap", func(t *testing.T) {
 		h := newPool(t, 1, 200*time.Millisecond)
-		// 2,000 req/s into one in-flight slot held ~70 ms per request.
-		if err := h.pool.Apply(loadConfig(t, ep.URL, "{mode: open, rate: 2000, max_in_flight: 1}")); err != nil {
+		// 200 req/s into one in-flight slot held ~70 ms per request: about
+		// 14 of every 200 arrivals can be sent.
+		if err := h.pool.Apply(loadConfig(t, ep.URL, "{mode: open, rate: 200, max_in_flight: 1}")); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 10*time.Second, "llmprobe_load_shed_ratio > 0.5", func() bool {
+			return h.value(t, "llmprobe_load_shed_ratio", probe) > 0.5
+		})
+		for i := 0; i < 15; i++ {
+			if v := h.value(t, "llmprobe_client_saturated", sat); v != 0 {
+				t.Fatalf("llmprobe_client_saturated = %v while only the engine is slow (shed ratio %v)", v, h.value(t, "llmprobe_load_shed_ratio", probe))
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		if d := sumOver(h, t, "llmprobe_requests_dropped_total"); d == 0 {
+			t.Errorf("shedding without drops counted")
+		}
+	})
+	t.Run("starved client", func(t *testing.T) {
+		t.Setenv(starveWorker, "1") // the worker process only
+		h := newPool(t, 1, 200*time.Millisecond)
+		if err := h.pool.Apply(loadConfig(t, ep.URL, "{mode: open, rate: 50, max_in_flight: 1000}")); err != nil {
 			t.Fatal(err)
 		}
 		eventually(t, 10*time.Second, "llmprobe_client_saturated = 1", func() bool {
 			return h.value(t, "llmprobe_client_saturated", sat) == 1
 		})
-		if d := sumOver(h, t, "llmprobe_worker_requests_dropped_total"); d == 0 {
-			t.Errorf("saturated without drops counted")
-		}
 	})
 }
