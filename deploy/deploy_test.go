@@ -601,7 +601,7 @@ func TestAlertsHaveSeverityAndAnnotations(t *testing.T) {
 	}
 	for _, want := range []string{
 		"LLMProbeSLOBurnRateFast", "LLMProbeSLOBurnRateSlow", "LLMProbeClientSaturated", "LLMProbeWorkerRestarting",
-		"LLMProbeConfigReloadFailed", "LLMProbeEndpointErrors", "LLMProbeDroppingArrivals", "LLMProbeDown",
+		"LLMProbeConfigReloadFailed", "LLMProbeEndpointErrors", "LLMProbeLoadShed", "LLMProbeDown",
 	} {
 		if !slices.Contains(alerts, want) {
 			t.Errorf("alerts.yml has no %s", want)
