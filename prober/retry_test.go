@@ -116,3 +116,20 @@ func TestClientSurvivesServersThatClose(t *testing.T) {
 		})
 	}
 }
+
+// A server that says Connection: close is taken at its word: no connection
+// is reused, so nothing fails and nothing is resent.
+func TestClientHonoursConnectionClose(t *testing.T) {
+	s := closingServer(t, probertest.CloseAnnounced, 0)
+	c := newTestClient(t, s.URL, config.APIOpenAIChat, nil)
+	const n = 30
+	for i := 0; i < n; i++ {
+		res := do(t, c, Request{Prompt: "p", Stream: i%2 == 0}, 5*time.Second)
+		if res.Outcome != OutcomeSuccess || res.Retry != RetryNone {
+			t.Fatalf("request %d: outcome %v, retry %v; want success, no retry", i, res.Outcome, res.Retry)
+		}
+	}
+	if s.Conns.Load() != n || s.Requests.Load() != n {
+		t.Errorf("%d connections for %d requests read, want %d of each", s.Conns.Load(), s.Requests.Load(), n)
+	}
+}

@@ -34,6 +34,8 @@ const (
 	CloseWhenIdle
 	// CloseAlways reads each request and closes the connection unanswered.
 	CloseAlways
+	// CloseAnnounced says Connection: close on every response, and closes.
+	CloseAnnounced
 )
 
 // ClosingServer is an OpenAI-compatible chat endpoint on loopback over raw
@@ -69,7 +71,8 @@ func Start(mode Mode, idle time.Duration, tokens int) (*ClosingServer, error) {
 	return s, nil
 }
 
-// Close stops the server and closes every connection.
+// Close stops the server, closes every connection and returns once their
+// goroutines are done (the counts are then final). It may be called twice.
 func (s *ClosingServer) Close() {
 	s.ln.Close()
 	s.mu.Lock()
@@ -127,22 +130,26 @@ func (s *ClosingServer) serve(c net.Conn) {
 			return
 		}
 		s.Answered.Add(1)
-		if s.Mode == CloseAfterResponse || req.Close {
+		if s.Mode == CloseAfterResponse || s.Mode == CloseAnnounced || req.Close {
 			return
 		}
 	}
 }
 
 func (s *ClosingServer) reply(c net.Conn, stream bool) error {
+	conn := "Connection: keep-alive\r\nKeep-Alive: timeout=5, max=100"
+	if s.Mode == CloseAnnounced {
+		conn = "Connection: close"
+	}
 	usage := fmt.Sprintf(`"usage":{"prompt_tokens":3,"completion_tokens":%d,"total_tokens":%d}`, s.Tokens, s.Tokens+3)
 	if !stream {
 		body := `{"object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"` +
 			strings.Repeat("x", s.Tokens) + `"},"finish_reason":"length"}],` + usage + `}`
-		_, err := fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5, max=100\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+		_, err := fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n%s\r\nContent-Length: %d\r\n\r\n%s", conn, len(body), body)
 		return err
 	}
 	var b bytes.Buffer
-	b.WriteString("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5, max=100\r\nTransfer-Encoding: chunked\r\n\r\n")
+	b.WriteString("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n" + conn + "\r\nTransfer-Encoding: chunked\r\n\r\n")
 	chunk := func(data string) {
 		ev := "data: " + data + "\n\n"
 		fmt.Fprintf(&b, "%x\r\n%s\r\n", len(ev), ev)
