@@ -16,7 +16,18 @@ if [ -n "$unformatted" ]; then
 	exit 1
 fi
 go vet ./...
+(cd tools/ollama && go vet ./...)
 go build -o /dev/null ./cmd/llmprobe
+# Ollama, for the test against a real engine (cmd/llmprobe/ollama_test.go):
+# built once from its Go module into a cache (minutes cold, instant after;
+# tools/ollama/README.md), with the C++ compiler and header-only libraries
+# that its cgo build needs from Debian.
+if ! command -v g++ >/dev/null 2>&1 || [ ! -e /usr/include/nlohmann/json_fwd.hpp ] || [ ! -e /usr/include/stb/stb_image.h ]; then
+	apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends g++ nlohmann-json3-dev libstb-dev
+fi
+LLMPROBE_OLLAMA=$(tools/ollama/build.sh)
+export LLMPROBE_OLLAMA
 # One package at a time: several tests assert sub-millisecond timings and
 # would measure each other if run side by side on a 2-core machine.
 go test -p 1 -count=1 -timeout 20m ./...
