@@ -23,14 +23,17 @@ type inProcess struct {
 func (g *inProcess) stop()                     { g.cancel() }
 func (g *inProcess) finished() <-chan struct{} { return g.done }
 
-// startInProcess plans cfg and starts its load; records flow to probes
-// (indexed like cfg.Pairs()) and samples to worker.
-func startInProcess(cfg *config.Config, probes []*collector.Probe, worker *collector.Worker, opts Options, logger *slog.Logger) (*inProcess, error) {
+// startInProcess plans cfg and, once that succeeded, resolves its series and
+// starts its load; records flow to the probes (indexed like cfg.Pairs()) and
+// samples to the one worker.
+func startInProcess(cfg *config.Config, resolve func() ([]*collector.Probe, []*collector.Worker), opts Options, logger *slog.Logger) (*inProcess, error) {
 	q := collector.NewQueue()
 	runner, err := load.New(cfg, load.Options{Worker: 0, Workers: 1, Drain: opts.Drain}, q, logger)
 	if err != nil {
 		return nil, err
 	}
+	probes, workers := resolve()
+	worker := workers[0]
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &inProcess{cancel: cancel, done: make(chan struct{})}
 	finished := make(chan struct{})

@@ -73,24 +73,32 @@ func (p *Pool) Apply(cfg *config.Config) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	pairs := cfg.Pairs()
-	probes := make([]*collector.Probe, len(pairs))
-	keep := make(map[[2]string]bool, len(pairs))
-	var rate float64
-	for i, pair := range pairs {
-		probes[i] = p.metrics.ForProbe(pair.Target.Name, pair.Scenario)
-		keep[[2]string{pair.Target.Name, pair.Scenario.Name}] = true
-		if pair.Scenario.Load.Mode != config.LoadClosed {
-			rate += pair.Scenario.Load.Rate
-		}
-	}
 	n := max(1, p.opts.Workers)
-	workers := make([]*collector.Worker, n)
-	for i := range workers {
-		workers[i] = p.sat.Worker(strconv.Itoa(i), rate/float64(n))
+	// Series are resolved (and configuration gauges set) only once the
+	// configuration has been planned: a rejected reload leaves /metrics as
+	// it was, with no series of its own behind.
+	resolve := func() ([]*collector.Probe, []*collector.Worker) {
+		probes := make([]*collector.Probe, len(pairs))
+		var rate float64
+		for i, pair := range pairs {
+			probes[i] = p.metrics.ForProbe(pair.Target.Name, pair.Scenario)
+			if pair.Scenario.Load.Mode != config.LoadClosed {
+				rate += pair.Scenario.Load.Rate
+			}
+		}
+		workers := make([]*collector.Worker, n)
+		for i := range workers {
+			workers[i] = p.sat.Worker(strconv.Itoa(i), rate/float64(n))
+		}
+		return probes, workers
+	}
+	keep := make(map[[2]string]bool, len(pairs))
+	for _, pair := range pairs {
+		keep[[2]string{pair.Target.Name, pair.Scenario.Name}] = true
 	}
 	var next generation
 	if p.opts.Workers == 0 {
-		g, err := startInProcess(cfg, probes, workers[0], p.opts, p.logger)
+		g, err := startInProcess(cfg, resolve, p.opts, p.logger)
 		if err != nil {
 			return err
 		}
@@ -104,6 +112,7 @@ func (p *Pool) Apply(cfg *config.Config) error {
 			return err
 		}
 		probe.Close()
+		probes, workers := resolve()
 		data, dir := cfg.Source()
 		next = startProcesses(&procPlan{
 			exe: p.opts.Command[0], args: p.opts.Command[1:], env: workerEnv(Cores(), n),
