@@ -199,7 +199,13 @@ func (s *scanner) delta(c *Chunk) error {
 		case "content":
 			c.Content, err = s.strOrNull(5)
 		case "reasoning_content", "reasoning":
-			c.Reasoning, err = s.strOrNull(5)
+			// A server may send both names (vLLM during its rename; servers
+			// that dump every declared field): a null or empty one must not
+			// hide the other's text, whichever comes first.
+			var r []byte
+			if r, err = s.strOrNull(5); len(r) > 0 || c.Reasoning == nil {
+				c.Reasoning = r
+			}
 		default:
 			err = s.skip(5)
 		}

@@ -151,6 +151,27 @@ func TestChunkHasText(t *testing.T) {
 	}
 }
 
+// Both reasoning names in one delta, as servers that declare both fields and
+// dump them all send: the text is in one, null or "" in the other, and the
+// order must not matter.
+func TestParseChunkBothReasoningNames(t *testing.T) {
+	for in, want := range map[string]string{
+		`{"choices":[{"delta":{"content":null,"reasoning_content":"think","reasoning":null}}]}`: "think",
+		`{"choices":[{"delta":{"content":null,"reasoning":null,"reasoning_content":"think"}}]}`: "think",
+		`{"choices":[{"delta":{"reasoning":"think","reasoning_content":""}}]}`:                  "think",
+		`{"choices":[{"delta":{"reasoning":"a","reasoning_content":"a"}}]}`:                     "a",
+		`{"choices":[{"delta":{"reasoning":"","reasoning_content":null}}]}`:                     "",
+	} {
+		var c Chunk
+		if err := ParseChunk([]byte(in), &c); err != nil {
+			t.Fatalf("%s: %v", in, err)
+		}
+		if string(c.Reasoning) != want || c.HasText() != (want != "") {
+			t.Errorf("%s: Reasoning %q HasText %v, want %q", in, c.Reasoning, c.HasText(), want)
+		}
+	}
+}
+
 func TestParseChunkRejectsMalformed(t *testing.T) {
 	for _, in := range []string{
 		``, ` `, `null`, `[]`, `"s"`, `{`, `}`, `{"a"}`, `{"a":}`, `{"a":1,}`, `{"a":1 "b":2}`, `{,}`,
