@@ -83,6 +83,13 @@ var streamCases = []streamCase{
 	// include_usage is set, then the real one in a choices:[] chunk.
 	{name: "ollama-completions", api: config.APIOpenAICompletions, model: "llama3.2:3b",
 		textChunks: 5, output: 5, counted: 5, input: 27, usage: true, plain: true},
+	// Captured, not built: Ollama v0.17.4 (the engine tools/ollama builds)
+	// serving the tiny test model. This older writer repeats the role in
+	// every delta and ends with a "content":"" chunk carrying finish_reason.
+	{name: "ollama-v0.17-chat", api: config.APIOpenAIChat, model: "tiny",
+		textChunks: 5, output: 5, counted: 5, input: 21, usage: true, plain: true},
+	{name: "ollama-v0.17-completions", api: config.APIOpenAICompletions, model: "tiny",
+		textChunks: 5, output: 5, counted: 5, input: 12, usage: true, plain: true},
 	{name: "openai-chat", api: config.APIOpenAIChat, model: "gpt-4o-mini",
 		textChunks: 5, output: 5, counted: 5, input: 12, usage: true, plain: true},
 	{name: "openai-completions", api: config.APIOpenAICompletions, model: "gpt-3.5-turbo-instruct",
