@@ -72,6 +72,7 @@ func TestOllama(t *testing.T) {
 	t.Setenv("OLLAMA_NUM_PARALLEL", "2")
 	t.Setenv("OLLAMA_MAX_LOADED_MODELS", "1")
 	t.Setenv("OLLAMA_NOPRUNE", "1")
+	t.Setenv("OLLAMA_NO_CLOUD", "1") // nothing leaves the machine
 	srv := start(t, ollama, "serve")
 	t.Cleanup(func() { stopOllama(t, srv, dir) })
 	waitHTTP(t, "http://"+ollamaAddr+"/api/version", 30*time.Second)
