@@ -56,6 +56,9 @@ var streamCases = []streamCase{
 		textChunks: 5, output: 6, counted: 5, input: 42, usage: true, mismatch: true},
 	{name: "sglang-chat", api: config.APIOpenAIChat, model: "Qwen/Qwen2.5-7B-Instruct",
 		textChunks: 5, output: 5, counted: 5, input: 30, usage: true, plain: true},
+	// Before msgspec: pydantic dumps every field, so deltas are full of nulls.
+	{name: "sglang-legacy-chat", api: config.APIOpenAIChat, model: "Qwen/Qwen2.5-7B-Instruct",
+		textChunks: 5, output: 5, counted: 5, input: 30, usage: true},
 	{name: "sglang-completions", api: config.APIOpenAICompletions, model: "Qwen/Qwen2.5-7B-Instruct",
 		textChunks: 5, output: 5, counted: 5, input: 3, usage: true, plain: true},
 	{name: "llamacpp-chat", api: config.APIOpenAIChat, model: "local",
