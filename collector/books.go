@@ -9,10 +9,13 @@ import (
 	"github.com/llmprobe/llmprobe/record"
 )
 
-// Books turns one source's cumulative schedule counters (a worker's, or an
-// in-process runner's) into increments of the daemon-wide counters. A source
-// that restarts starts again from zero; Books sees the drop and counts from
-// the new zero, so the exported counters never go backwards.
+// Books turns one source's cumulative counters of what never becomes a
+// request (a worker's, or an in-process runner's: arrivals dropped at the
+// in-flight cap, sends that went out late) into increments of the probes'
+// ledgers. A source that restarts starts again from zero; Books sees the drop
+// and counts from the new zero, so the exported counters never go backwards.
+// Sends and outcomes do not come this way: they are counted from the
+// requests' own send events and records, exactly.
 type Books struct {
 	probes []*Probe
 	last   []record.ProbeCounts
@@ -30,22 +33,13 @@ func (b *Books) Apply(cur []record.ProbeCounts) {
 			break
 		}
 		p, last := b.probes[i], &b.last[i]
-		scheduled, dropped := delta(cur[i].Scheduled, last.Scheduled), delta(cur[i].Dropped, last.Dropped)
-		p.Scheduled.Add(float64(scheduled))
-		p.Dropped.Add(float64(dropped))
+		scheduled, dropped, late := delta(cur[i].Scheduled, last.Scheduled), delta(cur[i].Dropped, last.Dropped), delta(cur[i].Late, last.Late)
+		p.books.update(p.ledger, func(l *ledger) {
+			l.dropped += dropped
+			l.late += late
+		})
 		p.shed.add(time.Now(), scheduled, dropped)
-		p.LateDispatches.Add(float64(delta(cur[i].Late, last.Late)))
-		p.InFlight.Add(float64(cur[i].InFlight - last.InFlight))
 		*last = cur[i]
-	}
-}
-
-// Close withdraws the source's in-flight requests from the gauge: the source
-// is gone and its requests with it.
-func (b *Books) Close() {
-	for i, p := range b.probes {
-		p.InFlight.Sub(float64(b.last[i].InFlight))
-		b.last[i].InFlight = 0
 	}
 }
 

@@ -51,13 +51,12 @@ type Metrics struct {
 	scheduleDelay                      *prometheus.HistogramVec
 	inputTokensHist, outputTokensHist  *prometheus.HistogramVec
 	ttftBias, emitLag                  *prometheus.HistogramVec
-	requests                           *prometheus.CounterVec
+	books                              *books
 	inputTokens, outputTokens          *prometheus.CounterVec
 	usageMismatch, saturatedObs        *prometheus.CounterVec
 	sloRequests, sloGood               *prometheus.CounterVec
-	scheduled, dropped, lateDispatches *prometheus.CounterVec
 	retries                            *prometheus.CounterVec
-	inFlight, rate, concurrency, cap   *prometheus.GaugeVec
+	rate, concurrency, cap             *prometheus.GaugeVec
 	shed                               *prometheus.GaugeVec
 }
 
@@ -65,6 +64,7 @@ type Metrics struct {
 func New(reg prometheus.Registerer) *Metrics {
 	sloLabels := []string{"target", "scenario", "objective"}
 	m := &Metrics{
+		books: newBooks(),
 		ttft:  histogram("time_to_first_token_seconds", "Time from the actual send to the first chunk carrying generated text (content or reasoning), successful streamed requests.", requestBuckets, probeLabelNames),
 		itl:   histogram("inter_token_latency_seconds", "Gaps between chunks carrying generated text, a chunk of k tokens counting k times gap/k, successful streamed requests.", tokenBuckets, probeLabelNames),
 		tpot:  histogram("time_per_output_token_seconds", "(e2e - TTFT) / (output tokens - 1), successful streamed requests with at least 2 output tokens.", tokenBuckets, probeLabelNames),
@@ -82,8 +82,6 @@ func New(reg prometheus.Registerer) *Metrics {
 			"Measured TTFT minus the endpoint's own stamped TTFT, where the endpoint stamps it (the reference endpoint does): the measurement's bias.", biasBuckets, probeLabelNames),
 		emitLag: histogram("ground_truth_emit_lag_seconds",
 			"Receive wall time minus the endpoint's stamped emit time, per text-bearing event, where the endpoint stamps events.", biasBuckets, probeLabelNames),
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "requests_total",
-			Help: "Requests sent, by how they ended (warm-up included)."}, []string{"target", "scenario", "outcome"}),
 		inputTokens: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "input_tokens_total",
 			Help: "Input tokens of completed requests, from the server's usage."}, probeLabelNames),
 		outputTokens: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "output_tokens_total",
@@ -96,18 +94,10 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "Requests judged against an SLO objective (after warm-up)."}, sloLabels),
 		sloGood: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "slo_good_requests_total",
 			Help: "Requests that succeeded and met every threshold of the SLO objective."}, sloLabels),
-		scheduled: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "requests_scheduled_total",
-			Help: "Arrivals whose intended send time has come: sent + dropped."}, probeLabelNames),
-		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "requests_dropped_total",
-			Help: "Arrivals not sent because max_in_flight was reached (open loop never delays the schedule)."}, probeLabelNames),
-		lateDispatches: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "late_dispatches_total",
-			Help: "Requests sent later than global.late_dispatch_threshold after their intended time."}, probeLabelNames),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "connection_retries_total",
 			Help: "Requests sent a second time, on a fresh connection, because the kept-alive connection they first went out on failed before any response byte (the server had closed or reset it), by reason."}, []string{"target", "scenario", "reason"}),
 		shed: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "load_shed_ratio",
 			Help: "Fraction of the probe's arrivals over the last 10s that were not sent because max_in_flight was full: the engine does not keep up with the configured load. An engine-side signal; it never marks the client saturated. Always 0 in closed loop."}, probeLabelNames),
-		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "requests_in_flight",
-			Help: "Requests sent and not yet finished."}, probeLabelNames),
 		rate: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "configured_rate_requests_per_second",
 			Help: "Configured open-loop arrival rate (0 for closed loop)."}, probeLabelNames),
 		concurrency: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "configured_concurrency",
@@ -125,14 +115,15 @@ func (m *Metrics) all() []prometheus.Collector {
 	return []prometheus.Collector{
 		m.ttft, m.itl, m.tpot, m.ntpot, m.e2e, m.ttfb, m.intendedTTFT, m.intendedE2E, m.scheduleDelay,
 		m.inputTokensHist, m.outputTokensHist, m.ttftBias, m.emitLag,
-		m.requests, m.inputTokens, m.outputTokens, m.usageMismatch, m.saturatedObs, m.sloRequests, m.sloGood,
-		m.scheduled, m.dropped, m.lateDispatches, m.retries, m.inFlight, m.rate, m.concurrency, m.cap, m.shed,
+		m.books, m.inputTokens, m.outputTokens, m.usageMismatch, m.saturatedObs, m.sloRequests, m.sloGood,
+		m.retries, m.rate, m.concurrency, m.cap, m.shed,
 	}
 }
 
 // Forget deletes every series of a probe that is no longer configured, so a
 // reload that removes a probe does not leave it frozen on /metrics.
 func (m *Metrics) Forget(target, scenario string) {
+	m.books.forget(target, scenario)
 	labels := prometheus.Labels{"target": target, "scenario": scenario}
 	for _, c := range m.all() {
 		if v, ok := c.(interface {
@@ -150,15 +141,13 @@ type Probe struct {
 	scheduleDelay                     prometheus.Observer
 	inputTokensHist, outputTokensHist prometheus.Observer
 	ttftBias, emitLag                 prometheus.Observer
-	outcomes                          [prober.NumOutcomes]prometheus.Counter
+	books                             *books
+	ledger                            *ledger
 	inputTokens, outputTokens         prometheus.Counter
 	usageMismatch, saturatedObs       prometheus.Counter
 	retries                           [prober.NumRetryReasons]prometheus.Counter // index 0 (no retry) unset
 	slos                              []sloSeries
 	shed                              shedWindow
-
-	Scheduled, Dropped, LateDispatches prometheus.Counter
-	InFlight                           prometheus.Gauge
 }
 
 type sloSeries struct {
@@ -179,11 +168,7 @@ func (m *Metrics) ForProbe(target string, sc *config.Scenario) *Probe {
 		ttftBias: m.ttftBias.WithLabelValues(l...), emitLag: m.emitLag.WithLabelValues(l...),
 		inputTokens: m.inputTokens.WithLabelValues(l...), outputTokens: m.outputTokens.WithLabelValues(l...),
 		usageMismatch: m.usageMismatch.WithLabelValues(l...), saturatedObs: m.saturatedObs.WithLabelValues(l...),
-		Scheduled: m.scheduled.WithLabelValues(l...), Dropped: m.dropped.WithLabelValues(l...),
-		LateDispatches: m.lateDispatches.WithLabelValues(l...), InFlight: m.inFlight.WithLabelValues(l...),
-	}
-	for o := prober.Outcome(0); o < prober.NumOutcomes; o++ {
-		p.outcomes[o] = m.requests.WithLabelValues(target, sc.Name, o.String())
+		books: m.books, ledger: m.books.ledger(target, sc.Name),
 	}
 	for r := prober.RetryNone + 1; r < prober.NumRetryReasons; r++ {
 		p.retries[r] = m.retries.WithLabelValues(target, sc.Name, r.String())
@@ -213,7 +198,7 @@ func (m *Metrics) ForProbe(target string, sc *config.Scenario) *Probe {
 // Observe turns one record into metrics. It runs on the aggregation side,
 // never on a timing path.
 func (p *Probe) Observe(r *record.Record) {
-	p.outcomes[r.Outcome].Inc()
+	p.books.update(p.ledger, func(l *ledger) { l.outcomes[r.Outcome]++ })
 	if r.InputTokens > 0 {
 		p.inputTokens.Add(float64(r.InputTokens))
 	}
@@ -248,10 +233,15 @@ func (p *Probe) Observe(r *record.Record) {
 // ObserveSend takes a request as it goes out: its schedule delay counts now,
 // not when (or whether) the server answers.
 func (p *Probe) ObserveSend(s record.Send) {
+	p.books.update(p.ledger, func(l *ledger) { l.sent++ })
 	if !s.Warmup {
 		p.scheduleDelay.Observe(s.ScheduleDelay.Seconds())
 	}
 }
+
+// Lose counts n requests of this probe that a worker sent and took with it
+// when it died.
+func (p *Probe) Lose(n uint64) { p.books.update(p.ledger, func(l *ledger) { l.lost += n }) }
 
 func (p *Probe) observeLatencies(r *record.Record) {
 	e2e := r.E2E.Seconds()

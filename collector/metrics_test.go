@@ -74,7 +74,7 @@ llmprobe_output_tokens_total{scenario="chat",target="vllm"} 15
 		t.Fatal(err)
 	}
 	for outcome, n := range map[string]float64{"success": 3, "http_5xx": 1, "timeout": 0} {
-		if got := testutil.ToFloat64(m.requests.WithLabelValues("vllm", "chat", outcome)); got != n {
+		if got := seriesValue(t, reg, "llmprobe_requests_total", map[string]string{"outcome": outcome}); got != n {
 			t.Errorf("requests_total{outcome=%q} = %v, want %v", outcome, got, n)
 		}
 	}
@@ -123,21 +123,82 @@ func TestBooksNeverGoBackwards(t *testing.T) {
 	m := New(reg)
 	p := m.ForProbe("vllm", scenario())
 	b := NewBooks([]*Probe{p})
-	b.Apply([]record.ProbeCounts{{Scheduled: 10, Sent: 8, Dropped: 2, InFlight: 3}})
-	b.Apply([]record.ProbeCounts{{Scheduled: 15, Sent: 12, Dropped: 3, InFlight: 1}})
+	b.Apply([]record.ProbeCounts{{Scheduled: 10, Sent: 8, Dropped: 2, Late: 1}})
+	b.Apply([]record.ProbeCounts{{Scheduled: 15, Sent: 12, Dropped: 3, Late: 1}})
 	// The source restarts: its counters start again from zero.
 	b2 := NewBooks([]*Probe{p})
-	b.Close()
-	b2.Apply([]record.ProbeCounts{{Scheduled: 4, Sent: 4, InFlight: 2}})
-	if got := testutil.ToFloat64(p.Scheduled); got != 19 {
-		t.Errorf("scheduled = %v, want 19", got)
+	b2.Apply([]record.ProbeCounts{{Scheduled: 4, Sent: 3, Dropped: 1, Late: 2}})
+	for name, want := range map[string]float64{"llmprobe_requests_dropped_total": 4, "llmprobe_late_dispatches_total": 3} {
+		if got := seriesValue(t, reg, name, nil); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
 	}
-	if got := testutil.ToFloat64(p.Dropped); got != 3 {
-		t.Errorf("dropped = %v, want 3", got)
+}
+
+// The books balance at every moment, whatever order sends, records, samples
+// and losses arrive in: scheduled = Σ outcomes + in flight + dropped + lost.
+func TestBooksBalanceAtEveryStep(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	m := New(reg)
+	p := m.ForProbe("vllm", scenario())
+	b := NewBooks([]*Probe{p})
+	check := func(step string, inFlight float64) {
+		t.Helper()
+		v := func(name string) float64 { return seriesValue(t, reg, name, nil) }
+		scheduled, dropped, lost := v("llmprobe_requests_scheduled_total"), v("llmprobe_requests_dropped_total"), v("llmprobe_requests_lost_total")
+		outcomes := sumSeries(t, reg, "llmprobe_requests_total")
+		if got := v("llmprobe_requests_in_flight"); got != inFlight {
+			t.Errorf("%s: in flight %v, want %v", step, got, inFlight)
+		}
+		if scheduled != outcomes+inFlight+dropped+lost {
+			t.Errorf("%s: scheduled %v ≠ outcomes %v + in flight %v + dropped %v + lost %v", step, scheduled, outcomes, inFlight, dropped, lost)
+		}
 	}
-	if got := testutil.ToFloat64(p.InFlight); got != 2 {
-		t.Errorf("in flight = %v, want 2", got)
+	check("empty", 0)
+	p.ObserveSend(record.Send{})
+	p.ObserveSend(record.Send{Warmup: true})
+	check("two sent", 2)
+	p.Observe(streamed())
+	check("one ended", 1)
+	b.Apply([]record.ProbeCounts{{Scheduled: 7, Sent: 2, Dropped: 5}})
+	check("five dropped", 1)
+	p.Lose(1)
+	check("one lost with its worker", 0)
+}
+
+// seriesValue is the value (or sum) of the series of name whose labels
+// include labels.
+func seriesValue(t *testing.T, g prometheus.Gatherer, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
 	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	series:
+		for _, mm := range mf.Metric {
+			for _, l := range mm.Label {
+				if want, ok := labels[l.GetName()]; ok && want != l.GetValue() {
+					continue series
+				}
+			}
+			switch {
+			case mm.Counter != nil:
+				sum += mm.Counter.GetValue()
+			case mm.Gauge != nil:
+				sum += mm.Gauge.GetValue()
+			}
+		}
+	}
+	return sum
+}
+
+func sumSeries(t *testing.T, g prometheus.Gatherer, name string) float64 {
+	return seriesValue(t, g, name, nil)
 }
 
 func near(a, b float64) bool { d := a - b; return d < 1e-9 && d > -1e-9 }

@@ -155,9 +155,6 @@ func (inc *Incarnation) set(g prometheus.Gauge, mine *float64, v float64) {
 	*mine = v
 }
 
-// Sent is the requests the incarnation had sent at its last sample.
-func (inc *Incarnation) Sent() uint64 { return inc.prev.Sent }
-
 // End withdraws the incarnation's contributions: the run is over.
 func (inc *Incarnation) End() {
 	inc.w.up.Sub(1)

@@ -133,16 +133,21 @@ func (p *procPlan) runOnce(ctx context.Context, i int, logger *slog.Logger) erro
 
 	inc := p.workers[i].Start()
 	books := collector.NewBooks(p.probes)
-	received := p.read(ctx, recR, func() { cmd.Process.Kill() }, inc, books, p.workers[i], started, &lastFrame)
+	open := p.read(ctx, recR, func() { cmd.Process.Kill() }, inc, books, p.workers[i], started, &lastFrame)
 	waitErr := cmd.Wait()
 	close(exited)
-	books.Close()
 	inc.End()
-	// Requests in flight when a worker dies are sent but never measured.
-	// (Records can outnumber the last sample's count: those sent after it.)
-	if sent := inc.Sent(); ctx.Err() == nil && sent > received {
-		p.workers[i].Lost.Add(float64(sent - received))
+	// Requests whose send the worker reported and whose record never came
+	// were sent but will never be measured: lost with the worker. (A worker
+	// that stops as told records every request first.)
+	var lost uint64
+	for i, n := range open {
+		if n > 0 {
+			p.probes[i].Lose(uint64(n))
+			lost += uint64(n)
+		}
 	}
+	p.workers[i].Lost.Add(float64(lost))
 	if waitErr == nil {
 		waitErr = errors.New("exited")
 	}
@@ -178,13 +183,13 @@ func (p *procPlan) watch(ctx context.Context, cmd *exec.Cmd, stdin io.Closer, st
 	}
 }
 
-// read decodes frames until the worker closes its end; it returns how many
-// records it carried.
-func (p *procPlan) read(ctx context.Context, r io.Reader, kill func(), inc *collector.Incarnation, books *collector.Books, w *collector.Worker, started time.Time, lastFrame *atomic.Int64) uint64 {
+// read decodes frames until the worker closes its end; it returns, per
+// probe, how many requests the worker reported sent and never ended.
+func (p *procPlan) read(ctx context.Context, r io.Reader, kill func(), inc *collector.Incarnation, books *collector.Books, w *collector.Worker, started time.Time, lastFrame *atomic.Int64) []int64 {
 	dec := record.NewDecoder(r)
 	var rec record.Record
 	var sample record.Sample
-	var received uint64
+	open := make([]int64, len(p.probes))
 	for {
 		kind, err := dec.Next()
 		if err != nil {
@@ -195,7 +200,7 @@ func (p *procPlan) read(ctx context.Context, r io.Reader, kill func(), inc *coll
 				kill()
 			}
 			io.Copy(io.Discard, r) // until the worker's end closes
-			return received
+			return open
 		}
 		lastFrame.Store(int64(time.Since(started)))
 		switch kind {
@@ -204,9 +209,9 @@ func (p *procPlan) read(ctx context.Context, r io.Reader, kill func(), inc *coll
 				p.logger.Error("bad record frame", "err", err)
 				continue
 			}
-			received++
 			if int(rec.Probe) < len(p.probes) {
 				p.probes[rec.Probe].Observe(&rec)
+				open[rec.Probe]--
 			}
 		case record.KindSend:
 			s, err := dec.DecodeSend()
@@ -216,6 +221,7 @@ func (p *procPlan) read(ctx context.Context, r io.Reader, kill func(), inc *coll
 			}
 			if int(s.Probe) < len(p.probes) {
 				p.probes[s.Probe].ObserveSend(s)
+				open[s.Probe]++
 			}
 			w.ObserveSend(s)
 		case record.KindSample:
