@@ -39,6 +39,10 @@ type streamCase struct {
 	plain      bool    // a non-streamed <name>.json body exists
 	continuous bool    // the target asks for vLLM's continuous_usage_stats
 	gapTokens  []int32 // tokens per gap when not all 1
+	// lateHeaders: the server sends its response headers only with the
+	// first event (Ollama writes them on its first chunk; SGLang awaits the
+	// first chunk before answering), so TTFB is not "request accepted".
+	lateHeaders bool
 }
 
 var streamCases = []streamCase{
@@ -54,12 +58,12 @@ var streamCases = []streamCase{
 	// finish_reason "stop", and usage counts the EOS token (see tgi-chat).
 	{name: "vllm-chat-eos", api: config.APIOpenAIChat, model: "meta-llama/Llama-3.1-8B-Instruct",
 		textChunks: 5, output: 6, counted: 5, input: 42, usage: true, mismatch: true},
-	{name: "sglang-chat", api: config.APIOpenAIChat, model: "Qwen/Qwen2.5-7B-Instruct",
+	{name: "sglang-chat", api: config.APIOpenAIChat, model: "Qwen/Qwen2.5-7B-Instruct", lateHeaders: true,
 		textChunks: 5, output: 5, counted: 5, input: 30, usage: true, plain: true},
 	// Before msgspec: pydantic dumps every field, so deltas are full of nulls.
-	{name: "sglang-legacy-chat", api: config.APIOpenAIChat, model: "Qwen/Qwen2.5-7B-Instruct",
+	{name: "sglang-legacy-chat", api: config.APIOpenAIChat, model: "Qwen/Qwen2.5-7B-Instruct", lateHeaders: true,
 		textChunks: 5, output: 5, counted: 5, input: 30, usage: true},
-	{name: "sglang-completions", api: config.APIOpenAICompletions, model: "Qwen/Qwen2.5-7B-Instruct",
+	{name: "sglang-completions", api: config.APIOpenAICompletions, model: "Qwen/Qwen2.5-7B-Instruct", lateHeaders: true,
 		textChunks: 5, output: 5, counted: 5, input: 3, usage: true, plain: true},
 	{name: "llamacpp-chat", api: config.APIOpenAIChat, model: "local",
 		textChunks: 5, output: 5, counted: 5, input: 24, usage: true, plain: true},
@@ -80,18 +84,18 @@ var streamCases = []streamCase{
 	// sends [DONE]: the stream just ends, which llmprobe calls truncated.
 	{name: "tgi-legacy-chat", api: config.APIOpenAIChat, model: "tgi", outcome: OutcomeTruncated,
 		textChunks: 5, output: 5, counted: 5},
-	{name: "ollama-chat", api: config.APIOpenAIChat, model: "llama3.2:3b",
+	{name: "ollama-chat", api: config.APIOpenAIChat, model: "llama3.2:3b", lateHeaders: true,
 		textChunks: 5, output: 5, counted: 5, input: 31, usage: true, plain: true},
 	// Ollama's completions put a zero usage object on every chunk when
 	// include_usage is set, then the real one in a choices:[] chunk.
-	{name: "ollama-completions", api: config.APIOpenAICompletions, model: "llama3.2:3b",
+	{name: "ollama-completions", api: config.APIOpenAICompletions, model: "llama3.2:3b", lateHeaders: true,
 		textChunks: 5, output: 5, counted: 5, input: 27, usage: true, plain: true},
 	// Captured, not built: Ollama v0.17.4 (the engine tools/ollama builds)
 	// serving the tiny test model. This older writer repeats the role in
 	// every delta and ends with a "content":"" chunk carrying finish_reason.
-	{name: "ollama-v0.17-chat", api: config.APIOpenAIChat, model: "tiny",
+	{name: "ollama-v0.17-chat", api: config.APIOpenAIChat, model: "tiny", lateHeaders: true,
 		textChunks: 5, output: 5, counted: 5, input: 21, usage: true, plain: true},
-	{name: "ollama-v0.17-completions", api: config.APIOpenAICompletions, model: "tiny",
+	{name: "ollama-v0.17-completions", api: config.APIOpenAICompletions, model: "tiny", lateHeaders: true,
 		textChunks: 5, output: 5, counted: 5, input: 12, usage: true, plain: true},
 	{name: "openai-chat", api: config.APIOpenAIChat, model: "gpt-4o-mini",
 		textChunks: 5, output: 5, counted: 5, input: 12, usage: true, plain: true},
@@ -135,7 +139,7 @@ const eventPause = 3 * time.Millisecond
 // fixtureServer serves events one by one with a flush and a pause between
 // them, or body as one JSON response when events is nil. It checks the
 // request path and that stream matches what the client asked.
-func fixtureServer(t *testing.T, api config.API, events [][]byte, body []byte) *httptest.Server {
+func fixtureServer(t *testing.T, api config.API, events [][]byte, body []byte, lateHeaders bool) *httptest.Server {
 	t.Helper()
 	wantPath := "/v1/chat/completions"
 	if api == config.APIOpenAICompletions {
@@ -162,7 +166,9 @@ func fixtureServer(t *testing.T, api config.API, events [][]byte, body []byte) *
 		w.Header().Set("Content-Type", "text/event-stream")
 		w.WriteHeader(http.StatusOK)
 		f := w.(http.Flusher)
-		f.Flush()
+		if !lateHeaders {
+			f.Flush()
+		}
 		for i, ev := range events {
 			if i > 0 {
 				select {
@@ -205,7 +211,7 @@ func TestStreamFixtures(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			events := splitEvents(readFixture(t, c.name+".sse"))
-			srv := fixtureServer(t, c.api, events, nil)
+			srv := fixtureServer(t, c.api, events, nil, c.lateHeaders)
 			res := fixtureDo(t, fixtureClient(t, srv.URL, c), true)
 
 			if res.Outcome != c.outcome {
@@ -266,7 +272,7 @@ func TestPlainFixtures(t *testing.T) {
 			if err := json.Unmarshal(body, &u); err != nil {
 				t.Fatal(err)
 			}
-			srv := fixtureServer(t, c.api, nil, body)
+			srv := fixtureServer(t, c.api, nil, body, false)
 			res := fixtureDo(t, fixtureClient(t, srv.URL, c), false)
 			if res.Outcome != OutcomeSuccess || res.Stream {
 				t.Fatalf("outcome %v stream %v, want success, not streamed", res.Outcome, res.Stream)
