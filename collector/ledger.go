@@ -14,9 +14,9 @@ import (
 // the daemon's lifetime, across reloads and worker restarts, so its counters
 // never go backwards.
 type ledger struct {
-	target, scenario         string
+	target, scenario          string
 	sent, dropped, late, lost uint64
-	outcomes                 [prober.NumOutcomes]uint64
+	outcomes                  [prober.NumOutcomes]uint64
 }
 
 // inFlight is derived, never counted: sent and not yet ended or lost.

@@ -46,18 +46,18 @@ func histogram(name, help string, buckets []float64, labels []string) *prometheu
 // daemon's lifetime, across reloads and worker restarts, so counters never go
 // backwards.
 type Metrics struct {
-	ttft, itl, tpot, ntpot, e2e, ttfb  *prometheus.HistogramVec
-	intendedTTFT, intendedE2E          *prometheus.HistogramVec
-	scheduleDelay                      *prometheus.HistogramVec
-	inputTokensHist, outputTokensHist  *prometheus.HistogramVec
-	ttftBias, emitLag                  *prometheus.HistogramVec
-	books                              *books
-	inputTokens, outputTokens          *prometheus.CounterVec
-	usageMismatch, saturatedObs        *prometheus.CounterVec
-	sloRequests, sloGood               *prometheus.CounterVec
-	retries                            *prometheus.CounterVec
-	rate, concurrency, cap             *prometheus.GaugeVec
-	shed                               *prometheus.GaugeVec
+	ttft, itl, tpot, ntpot, e2e, ttfb *prometheus.HistogramVec
+	intendedTTFT, intendedE2E         *prometheus.HistogramVec
+	scheduleDelay                     *prometheus.HistogramVec
+	inputTokensHist, outputTokensHist *prometheus.HistogramVec
+	ttftBias, emitLag                 *prometheus.HistogramVec
+	books                             *books
+	inputTokens, outputTokens         *prometheus.CounterVec
+	usageMismatch, saturatedObs       *prometheus.CounterVec
+	sloRequests, sloGood              *prometheus.CounterVec
+	retries                           *prometheus.CounterVec
+	rate, concurrency, cap            *prometheus.GaugeVec
+	shed                              *prometheus.GaugeVec
 }
 
 // New creates the metrics and registers them on reg.
