@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/http/httptrace"
@@ -104,6 +105,9 @@ func NewClient(t *config.Target, logger *slog.Logger) (*Client, error) {
 	c.http = hc
 	if c.fresh, err = promconfig.NewClientFromConfig(t.HTTPClientConfig, "llmprobe", promconfig.WithKeepAlivesDisabled()); err != nil {
 		return nil, fmt.Errorf("target %q: http client: %w", t.Name, err)
+	}
+	if t.HTTPClientConfig.FollowRedirects {
+		c.http.CheckRedirect, c.fresh.CheckRedirect = followSafeRedirects, followSafeRedirects
 	}
 	c.secrets = targetSecrets(t)
 
@@ -471,6 +475,7 @@ func (c *Client) Do(ctx context.Context, req Request, res *Result) (sent time.Ti
 		res.Detail = c.errorDetail(err)
 		return sent
 	}
+
 	defer statePool.Put(st)
 	defer resp.Body.Close()
 
@@ -491,14 +496,27 @@ func (c *Client) Do(ctx context.Context, req Request, res *Result) (sent time.Ti
 		switch {
 		case code == http.StatusTooManyRequests:
 			res.Outcome = OutcomeHTTP429
+		case code >= 300 && code <= 399:
+			res.Outcome = OutcomeHTTP3xx
 		case code >= 400 && code <= 499:
 			res.Outcome = OutcomeHTTP4xx
 		case code >= 500:
 			res.Outcome = OutcomeHTTP5xx
-		default: // 1xx, 3xx: not an answer we can measure
+		default: // 1xx as a final status: not an answer we can measure
 			res.Outcome = OutcomeProtocolError
 		}
 		res.Detail = c.errorBody(resp.Body, st)
+		if res.Outcome == OutcomeHTTP3xx {
+			res.Detail = c.detail("redirected to " + shownLocation(resp.Header.Get("Location")) + " (only 307 and 308 are followed)")
+		}
+		res.E2E = time.Since(from)
+		return sent
+	}
+	if o, why := unmeasurable(resp, req.Stream); o != OutcomeSuccess {
+		if said := c.errorBody(resp.Body, st); said != "" && o == OutcomeUnexpectedContentType {
+			why += "; it said: " + said
+		}
+		res.Outcome, res.Detail = o, c.detail(why)
 		res.E2E = time.Since(from)
 		return sent
 	}
@@ -533,6 +551,20 @@ func (c *Client) attempt(ctx context.Context, hc *http.Client, rb *reqBody, head
 	st.sent = from
 	resp, err := hc.Do(hreq)
 	return resp, time.Now(), err
+}
+
+// followSafeRedirects follows only the redirects that keep the method and
+// the body (307, 308). On a 301, 302 or 303 net/http would turn the POST into
+// a body-less GET, and the endpoint would answer a different request; such a
+// response is counted as http_3xx instead.
+func followSafeRedirects(req *http.Request, via []*http.Request) error {
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
+	}
+	if code := req.Response.StatusCode; code != http.StatusTemporaryRedirect && code != http.StatusPermanentRedirect {
+		return http.ErrUseLastResponse
+	}
+	return nil
 }
 
 // retryable: the attempt failed on a kept-alive connection before any byte
@@ -571,6 +603,38 @@ func (c *Client) errorBody(body io.Reader, st *doState) string {
 	return c.detail(serverMessage(head[:n]))
 }
 
+// unmeasurable says why a 2xx response cannot be measured as the answer
+// asked for, or OutcomeSuccess when it can: a Content-Encoding would time a
+// decompressor's output, not the bytes' arrival (prometheus/common's
+// transport does not ask for one, so a server that sends one anyway is
+// misconfigured, or a proxy is); HTML is a login page or a proxy's error; a
+// JSON body to a streamed request means the server ignored stream: true.
+func unmeasurable(resp *http.Response, stream bool) (Outcome, string) {
+	if enc := resp.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
+		return OutcomeEncodingUnsupported, "Content-Encoding " + strconv.Quote(enc) + " (llmprobe asks for none: it times bytes as they arrive)"
+	}
+	ct := strings.ToLower(resp.Header.Get("Content-Type"))
+	switch {
+	case strings.Contains(ct, "text/html"):
+		return OutcomeUnexpectedContentType, "Content-Type " + strconv.Quote(ct) + ": a web page, not an API reply"
+	case stream && strings.Contains(ct, "application/json"):
+		return OutcomeUnexpectedContentType, "Content-Type " + strconv.Quote(ct) + " to a streamed request: the server ignored stream: true"
+	case !stream && strings.Contains(ct, "text/event-stream"):
+		return OutcomeUnexpectedContentType, "Content-Type " + strconv.Quote(ct) + " to a request with stream: false"
+	}
+	return OutcomeSuccess, ""
+}
+
+// shownLocation is a redirect target fit for a log: no userinfo, no query.
+func shownLocation(loc string) string {
+	u, err := url.Parse(loc)
+	if err != nil || loc == "" {
+		return "(no usable Location)"
+	}
+	u.User, u.RawQuery, u.Fragment = nil, "", ""
+	return u.String()
+}
+
 // classify maps an error to an outcome. The context decides first: its
 // deadline is the scenario timeout, its cancellation a shutdown or reload.
 func classify(ctx context.Context, err error, afterHeaders bool) Outcome {
@@ -580,7 +644,13 @@ func classify(ctx context.Context, err error, afterHeaders bool) Outcome {
 		}
 		return OutcomeCanceled
 	}
+	var pathErr *fs.PathError
 	switch {
+	case !afterHeaders && errors.As(err, &pathErr):
+		// prometheus/common reads credentials, passwords and client
+		// certificates from their files as each request is built: nothing
+		// was sent.
+		return OutcomeClientConfigError
 	case errors.Is(err, context.DeadlineExceeded):
 		return OutcomeTimeout
 	case errors.Is(err, context.Canceled):
@@ -610,6 +680,10 @@ func (c *Client) readStream(ctx context.Context, body io.Reader, sent time.Time,
 		prevCompletion int64
 		completion     int64
 		endErr         error
+		// finished: a chunk carried a finish_reason, so the generation is
+		// complete; stopped: the reason was a natural stop, whose EOS token
+		// servers count in usage but send no text for.
+		finished, stopped bool
 	)
 	for {
 		ev, err := sse.Next()
@@ -619,6 +693,9 @@ func (c *Client) readStream(ctx context.Context, body io.Reader, sent time.Time,
 			switch {
 			case errors.Is(err, ErrEventTooLarge):
 				res.Outcome = OutcomeProtocolError
+			case err == io.EOF && finished:
+				// TGI before 2.1 ends a complete stream without [DONE].
+				res.Outcome = OutcomeSuccess
 			case err == io.EOF:
 				res.Outcome = OutcomeTruncated
 			default:
@@ -657,7 +734,10 @@ func (c *Client) readStream(ctx context.Context, body io.Reader, sent time.Time,
 			tokens := int64(1)
 			if textChunks == 0 {
 				res.TTFT = ev.Time.Sub(sent)
-				continuous = ch.HasUsage
+				// Per-chunk usage that counts (vLLM's continuous usage
+				// stats); Ollama's completions put a zero usage on every
+				// chunk, which does not.
+				continuous = ch.HasUsage && ch.CompletionTokens > 0
 			}
 			if continuous && ch.HasUsage {
 				// Cumulative usage per chunk: this chunk's share.
@@ -677,6 +757,10 @@ func (c *Client) readStream(ctx context.Context, body io.Reader, sent time.Time,
 				// right, since the server's clock is only known as wall.
 				res.EmitLags = append(res.EmitLags, time.Duration(ev.Time.UnixNano()-ch.EmitNs))
 			}
+		}
+		if len(ch.FinishReason) > 0 {
+			finished = true
+			stopped = string(ch.FinishReason) == "stop" || string(ch.FinishReason) == "eos_token"
 		}
 		if ch.HasUsage {
 			res.UsageReported = true
@@ -699,7 +783,9 @@ func (c *Client) readStream(ctx context.Context, body io.Reader, sent time.Time,
 			}
 			res.CountedTokens = int32(completion)
 		}
-		res.UsageMismatch = int64(res.CountedTokens) != completion
+		// A natural stop's EOS token is in usage but was sent as no text
+		// (vLLM, TGI, llama.cpp): one more than counted is agreement.
+		res.UsageMismatch = int64(res.CountedTokens) != completion && !(stopped && completion == int64(res.CountedTokens)+1)
 	}
 	return endErr
 }

@@ -309,7 +309,18 @@ func TestClientOutcomes(t *testing.T) {
 		{"404", statusHandler(404), true, 5 * time.Second, OutcomeHTTP4xx, 404},
 		{"500", statusHandler(500), true, 5 * time.Second, OutcomeHTTP5xx, 500},
 		{"503", statusHandler(503), false, 5 * time.Second, OutcomeHTTP5xx, 503},
-		{"302 not followed", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/x", http.StatusFound) }, true, 5 * time.Second, OutcomeProtocolError, 302},
+		{"302 not followed", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/x", http.StatusFound) }, true, 5 * time.Second, OutcomeHTTP3xx, 302},
+		{"html page", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			io.WriteString(w, "<html><body>Sign in</body></html>")
+		}, true, 5 * time.Second, OutcomeUnexpectedContentType, 200},
+		{"json to a streamed request", jsonHandler(`{"choices":[{"message":{"content":"hi"}}]}`), true, 5 * time.Second, OutcomeUnexpectedContentType, 200},
+		{"stream to a plain request", streamHandler(step{0, content("a")}, step{0, "[DONE]"}), false, 5 * time.Second, OutcomeUnexpectedContentType, 200},
+		{"gzip stream", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.Header().Set("Content-Encoding", "gzip")
+			w.Write([]byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0})
+		}, true, 5 * time.Second, OutcomeEncodingUnsupported, 200},
 		{"truncated", streamHandler(step{0, content("a")}, step{0, content("b")}), true, 5 * time.Second, OutcomeTruncated, 200},
 		{"malformed event", streamHandler(step{0, content("a")}, step{0, `{"choices":[`}, step{0, "[DONE]"}), true, 5 * time.Second, OutcomeProtocolError, 200},
 		{"error event", streamHandler(step{0, content("a")}, step{0, `{"error":{"object":"error","message":"boom","code":500}}`}), true, 5 * time.Second, OutcomeProtocolError, 200},
@@ -362,6 +373,64 @@ func TestClientOutcomes(t *testing.T) {
 				t.Errorf("truncated stream lost what it showed: %+v", res)
 			}
 		})
+	}
+}
+
+// Redirects: 307 and 308 keep the method and the body and are followed
+// (when follow_redirects is on, the default); 301, 302 and 303 would turn the
+// POST into a body-less GET and are counted as http_3xx instead.
+func TestClientRedirects(t *testing.T) {
+	var gets, posts atomic.Int32
+	mux := http.NewServeMux()
+	mux.HandleFunc("/found/v1/chat/completions", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/moved/v1/chat/completions?key=SECRETKEY", http.StatusFound)
+	})
+	mux.HandleFunc("/temp/v1/chat/completions", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/moved/v1/chat/completions", http.StatusTemporaryRedirect)
+	})
+	mux.HandleFunc("/moved/v1/chat/completions", func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if r.Method == http.MethodGet {
+			gets.Add(1)
+		} else if bytes.Contains(b, []byte(`"messages"`)) {
+			posts.Add(1)
+		}
+		streamHandler(step{0, content("a")}, step{0, "[DONE]"})(w, r)
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	res := do(t, newTestClient(t, srv.URL+"/found", "", nil), Request{Prompt: "p", Stream: true}, 5*time.Second)
+	if res.Outcome != OutcomeHTTP3xx || res.Status != 302 {
+		t.Errorf("302: outcome %v status %d, want http_3xx 302", res.Outcome, res.Status)
+	}
+	if want := "redirected to /moved/v1/chat/completions (only 307 and 308 are followed)"; res.Detail != want {
+		t.Errorf("302 detail %q, want %q (no query: it may hold a key)", res.Detail, want)
+	}
+	res = do(t, newTestClient(t, srv.URL+"/temp", "", nil), Request{Prompt: "p", Stream: true}, 5*time.Second)
+	if res.Outcome != OutcomeSuccess {
+		t.Errorf("307: outcome %v, want success (followed with the body)", res.Outcome)
+	}
+	if gets.Load() != 0 || posts.Load() != 1 {
+		t.Errorf("the redirected path saw %d GETs and %d POSTs with the body, want 0 and 1", gets.Load(), posts.Load())
+	}
+}
+
+// A credentials file that is not there: the request is never sent, and the
+// outcome says it is llmprobe's configuration, not the network.
+func TestClientConfigError(t *testing.T) {
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
+	defer srv.Close()
+	c := newTestClient(t, srv.URL, "", func(tg *config.Target) {
+		tg.HTTPClientConfig.Authorization = &promconfig.Authorization{Type: "Bearer", CredentialsFile: "/nonexistent/llmprobe-key"}
+	})
+	res := do(t, c, Request{Prompt: "p", Stream: true}, 5*time.Second)
+	if res.Outcome != OutcomeClientConfigError || hits.Load() != 0 {
+		t.Fatalf("outcome %v with %d requests at the server, want client_config_error and none", res.Outcome, hits.Load())
+	}
+	if !strings.Contains(res.Detail, "/nonexistent/llmprobe-key") {
+		t.Errorf("detail %q does not name the missing file", res.Detail)
 	}
 }
 
@@ -466,7 +535,8 @@ func TestClientConcurrent(t *testing.T) {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				c.Do(ctx, Request{Prompt: fmt.Sprint("p", g, i), MaxTokens: 2, Stream: i%2 == 0}, res)
 				cancel()
-				if res.Outcome != OutcomeSuccess && !(i%2 == 1 && res.Outcome == OutcomeProtocolError) {
+				// Non-streamed requests get a stream back: not what they asked for.
+				if res.Outcome != OutcomeSuccess && !(i%2 == 1 && res.Outcome == OutcomeUnexpectedContentType) {
 					failed.Add(1)
 				}
 				if i%2 == 0 && (res.CountedTokens != 2 || len(res.Gaps) != 1) {

@@ -7,21 +7,26 @@ import "time"
 type Outcome uint8
 
 const (
-	OutcomeSuccess       Outcome = iota // complete response ([DONE] for streams)
-	OutcomeHTTP4xx                      // 4xx other than 429
-	OutcomeHTTP429                      // rate limited
-	OutcomeHTTP5xx                      // 5xx
-	OutcomeTimeout                      // scenario timeout passed
-	OutcomeConnectError                 // no response: dial, TLS or reset before headers
-	OutcomeProtocolError                // bad SSE/JSON, an error event, or reset mid-stream
-	OutcomeTruncated                    // stream ended without [DONE]
-	OutcomeCanceled                     // canceled by shutdown or reload, not by the server
+	OutcomeSuccess               Outcome = iota // complete response ([DONE] for streams)
+	OutcomeHTTP4xx                              // 4xx other than 429
+	OutcomeHTTP429                              // rate limited
+	OutcomeHTTP5xx                              // 5xx
+	OutcomeTimeout                              // scenario timeout passed
+	OutcomeConnectError                         // no response: dial, TLS or reset before headers
+	OutcomeProtocolError                        // bad SSE/JSON, an error event, or reset mid-stream
+	OutcomeTruncated                            // stream ended without [DONE]
+	OutcomeCanceled                             // canceled by shutdown or reload, not by the server
+	OutcomeHTTP3xx                              // a redirect not followed (inference requests follow only 307/308)
+	OutcomeUnexpectedContentType                // a 2xx that is not what was asked for: HTML, or JSON to a streamed request
+	OutcomeEncodingUnsupported                  // a 2xx with a Content-Encoding (gzip …): bytes cannot be timed as they arrive
+	OutcomeClientConfigError                    // never sent: the client could not build the request (a credentials file missing …)
 	NumOutcomes
 )
 
 var outcomeNames = [NumOutcomes]string{
 	"success", "http_4xx", "http_429", "http_5xx", "timeout",
 	"connect_error", "protocol_error", "truncated", "canceled",
+	"http_3xx", "unexpected_content_type", "encoding_unsupported", "client_config_error",
 }
 
 func (o Outcome) String() string {

@@ -50,6 +50,7 @@ func TestClientRetriesOnAReusedConnectionThatFails(t *testing.T) {
 				t.Errorf("request %d: retry reason %v, want eof (the server closed the connection)", i, res.Retry)
 			}
 		}
+		s.Close() // its connection goroutines done: its counts are final
 		// The first request dials; afterwards a retry's fresh connection
 		// closes after its one answer, so the next request dials too, and the
 		// one after it goes out on a kept-alive connection the server closes.
@@ -79,6 +80,7 @@ func TestClientNeverRetriesAFreshConnection(t *testing.T) {
 			t.Errorf("request %d: detail %q, want EOF", i, res.Detail)
 		}
 	}
+	s.Close()
 	if got := s.Requests.Load(); got != 3 {
 		t.Errorf("the server read %d requests, want 3 (one per request, none resent)", got)
 	}
@@ -129,6 +131,7 @@ func TestClientHonoursConnectionClose(t *testing.T) {
 			t.Fatalf("request %d: outcome %v, retry %v; want success, no retry", i, res.Outcome, res.Retry)
 		}
 	}
+	s.Close()
 	if s.Conns.Load() != n || s.Requests.Load() != n {
 		t.Errorf("%d connections for %d requests read, want %d of each", s.Conns.Load(), s.Requests.Load(), n)
 	}

@@ -514,7 +514,7 @@ func TestMalformedPayloads(t *testing.T) {
 	}{
 		{"trailing byte", frameOf(KindRecord, append(append([]byte{}, good[hdr:]...), 0)), "1 trailing bytes after a record"},
 		{"unknown flag", func() []byte { f := append([]byte{}, good...); f[hdr+3] |= 0x40; return f }(), "unknown flag bits 0x40"},
-		{"outcome out of range", func() []byte { f := append([]byte{}, good...); f[hdr+4] = byte(prober.NumOutcomes); return f }(), "outcome 9 out of range"},
+		{"outcome out of range", func() []byte { f := append([]byte{}, good...); f[hdr+4] = byte(prober.NumOutcomes); return f }(), "outcome 13 out of range"},
 		{"empty record", frameOf(KindRecord, nil), "bad uvarint at payload byte 0"},
 		{"probe overflows", frameOf(KindRecord, appendUvarint(nil, math.MaxUint32+1)), "probe 4294967296 overflows uint32"},
 		{"gap count beyond payload", frameOf(KindRecord, append(undefinedPrefix(), 0xFF, 0xFF, 0x03, 0, 0)), "65535 gaps cannot fit in the 2 bytes left"},
@@ -632,7 +632,7 @@ func TestEncoderRefusesBadOutcome(t *testing.T) {
 	enc := NewEncoder(&buf)
 	r := typicalRecord(1)
 	r.Outcome = prober.NumOutcomes
-	if err := enc.EncodeRecord(r); err == nil || err.Error() != "record: cannot encode outcome 9 (have 9 outcomes)" || buf.Len() != 0 {
+	if err := enc.EncodeRecord(r); err == nil || err.Error() != "record: cannot encode outcome 13 (have 13 outcomes)" || buf.Len() != 0 {
 		t.Fatalf("error %v, wrote %d bytes", err, buf.Len())
 	}
 }
