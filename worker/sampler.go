@@ -181,15 +181,33 @@ func cpuSeconds() float64 {
 type verdict struct {
 	saturated bool
 	against   int // windows in a row that disagreed with saturated
+	windows   int // judged so far
 }
 
+// startupWindows are not judged: a process that has just started (its heap
+// small and collected often, its code paged in, its first connections being
+// dialled) sends its first requests a few milliseconds late for reasons that
+// say nothing of its capacity, and a false "saturated" would hold back the
+// SLO alerts for their whole window after every start or reload. A client
+// saturated from the start is called so startupWindows later.
+const startupWindows = 2
+
 func (v *verdict) update(t Thresholds, prev, cur *record.Sample, r *load.Runner, logger *slog.Logger) {
-	sat, why := t.Judge(prev, cur, Cores())
-	if v.observe(sat, t.Persist) {
+	if changed, why := v.judge(t, prev, cur, Cores()); changed {
 		logTransition(v.saturated, why, logger)
 	}
 	cur.Saturated = v.saturated
 	r.SetSaturated(v.saturated)
+}
+
+// judge takes the window between prev and cur and reports whether the
+// verdict changed, and why the window was bad.
+func (v *verdict) judge(t Thresholds, prev, cur *record.Sample, cores int) (bool, string) {
+	sat, why := t.Judge(prev, cur, cores)
+	if v.windows++; v.windows <= startupWindows {
+		sat = false
+	}
+	return v.observe(sat, t.Persist), why
 }
 
 // observe takes one window's judgement and reports whether the verdict

@@ -42,6 +42,31 @@ func TestJudge(t *testing.T) {
 	}
 }
 
+// The first windows after a start are not judged: a process warming up sends
+// its first requests late for reasons that say nothing of its capacity.
+// Saturation from the start is still called, startupWindows later.
+func TestVerdictIgnoresStartup(t *testing.T) {
+	var v verdict
+	late := func(i int) (*record.Sample, *record.Sample) {
+		prev := &record.Sample{UnixNano: int64(i) * 1e9, Sent: uint64(i) * 6, Late: uint64(i) * 4}
+		cur := &record.Sample{UnixNano: int64(i+1) * 1e9, Sent: uint64(i+1) * 6, Late: uint64(i+1) * 4}
+		return prev, cur
+	}
+	for i := 0; i < startupWindows; i++ {
+		prev, cur := late(i)
+		if changed, why := v.judge(DefaultThresholds, prev, cur, 1); changed || v.saturated || why != "4 of 6 sends were late" {
+			t.Fatalf("start-up window %d: changed %v, saturated %v (%q); want not saturated", i, changed, v.saturated, why)
+		}
+	}
+	for i := startupWindows; i < startupWindows+DefaultThresholds.Persist; i++ {
+		prev, cur := late(i)
+		v.judge(DefaultThresholds, prev, cur, 1)
+	}
+	if !v.saturated {
+		t.Errorf("still not saturated after %d bad windows past start-up", DefaultThresholds.Persist)
+	}
+}
+
 func TestVerdictNeedsPersistentWindows(t *testing.T) {
 	var v verdict
 	steps := []struct {

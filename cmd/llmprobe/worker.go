@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"syscall"
 
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/prometheus/common/promslog"
@@ -17,9 +18,12 @@ import (
 func workerCommand(app *kingpin.Application, _ *promslog.Config) (*kingpin.CmdClause, func(*slog.Logger) error) {
 	cmd := app.Command("worker", "Run one worker process (started by the daemon).").Hidden()
 	return cmd, func(logger *slog.Logger) error {
-		// Ctrl-C reaches the whole process group: the daemon decides when a
-		// worker stops, by closing its input.
-		signal.Ignore(os.Interrupt)
+		// Signals sent to the whole process group (Ctrl-C, a terminal
+		// hang-up, timeout(1) or an init sending SIGTERM to the group) are the
+		// daemon's to act on: it stops workers by closing their input, after
+		// the drain. A worker that died of them would be restarted mid-stop,
+		// its in-flight requests lost.
+		signal.Ignore(os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 		frames := os.NewFile(3, "frames")
 		if frames == nil {
 			return errors.New("worker: fd 3 (the frame pipe) is not open; this command is started by the daemon")
