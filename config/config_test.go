@@ -20,7 +20,7 @@ func TestBadConfigsFailWithExactError(t *testing.T) {
 		{"bad_arrival.yml", `scenarios[0].load.arrival: must be poisson, constant or gamma, not "uniform"`},
 		{"bad_body_managed.yml", `targets[0].body.stream: is managed by llmprobe and cannot be set here`},
 		{"bad_burstiness_not_gamma.yml", `scenarios[0].load.burstiness: applies to arrival gamma only`},
-		{"bad_closed_no_concurrency.yml", `scenarios[0].load.concurrency: must be > 0 for closed loop`},
+		{"bad_closed_no_concurrency.yml", `scenarios[0].load.concurrency: must be set for closed loop: requests in flight, between 1 and 100000`},
 		{"bad_closed_rate.yml", "scenarios[0].load.rate: must not be set for closed loop (use load.concurrency, or load.mode: open)\n" +
 			"scenarios[0].load.arrival: must not be set for closed loop"},
 		{"bad_dataset_format.yml", `scenarios[0].workload.dataset.format: must be sharegpt or rows, not "csv"`},
@@ -30,9 +30,9 @@ func TestBadConfigsFailWithExactError(t *testing.T) {
 		{"bad_empty.yml", "targets: at least one target is required\n" +
 			"scenarios: at least one scenario is required\n" +
 			"probes: at least one probe is required"},
-		{"bad_fixed_zero.yml", `scenarios[0].workload.input_tokens.value: must be between 1 and 1048576`},
-		{"bad_global_duration.yml", `global: unknown unit " ms" in duration "5 ms"`},
-		{"bad_global_threshold.yml", `global.late_dispatch_threshold: must be > 0`},
+		{"bad_fixed_zero.yml", `scenarios[0].workload.input_tokens.value: must be between 1 and 1048576, not 0`},
+		{"bad_global_duration.yml", `global.late_dispatch_threshold: "5 ms" is not a duration: a number and a unit (ms, s, m, h, d, w, y), e.g. 500ms, 30s or 1m30s`},
+		{"bad_global_threshold.yml", `global.late_dispatch_threshold: must be > 0, not 0s`},
 		{"bad_header_authorization.yml", `targets[0].headers.authorization: must not be set here: use http_client_config.authorization, whose credentials are redacted`},
 		{"bad_header_reserved.yml", `targets[0].headers.Content-Type: is managed by llmprobe and cannot be set here`},
 		{"bad_header_secret.yml", `targets[0].headers.X-Api-Key: looks secret-bearing: set it in http_client_config.http_headers (secrets or files), which are redacted`},
@@ -40,17 +40,17 @@ func TestBadConfigsFailWithExactError(t *testing.T) {
 		{"bad_length_field_unused.yml", `scenarios[0].workload.input_tokens.value: not used by distribution uniform`},
 		{"bad_length_no_distribution.yml", `scenarios[0].workload.input_tokens.distribution: must be set (fixed, uniform, normal or lognormal)`},
 		{"bad_load_mode.yml", `scenarios[0].load.mode: must be open or closed, not "ramp"`},
-		{"bad_max_in_flight.yml", `scenarios[0].load.max_in_flight: must be >= 1`},
+		{"bad_max_in_flight.yml", `scenarios[0].load.max_in_flight: must be between 1 and 100000, not -1`},
 		{"bad_model_missing.yml", `targets[0].model: must not be empty`},
 		{"bad_multiple.yml", "targets[0].name: must not be empty\n" +
 			"targets[0].model: must not be empty\n" +
-			"scenarios[0].load.concurrency: must be > 0 for closed loop\n" +
+			"scenarios[0].load.concurrency: must be set for closed loop: requests in flight, between 1 and 100000\n" +
 			`probes[0].targets[0]: unknown target "vllm"`},
 		{"bad_no_probes.yml", `probes: at least one probe is required`},
-		{"bad_normal_mean.yml", "scenarios[0].workload.input_tokens.mean: must be between 1 and 1048576\n" +
-			"scenarios[0].workload.input_tokens.stddev: must be between 0 and 1048576"},
+		{"bad_normal_mean.yml", "scenarios[0].workload.input_tokens.mean: must be between 1 and 1048576, not 0.5\n" +
+			"scenarios[0].workload.input_tokens.stddev: must be between 0 and 1048576, not -1"},
 		{"bad_open_concurrency.yml", `scenarios[0].load.concurrency: must not be set for open loop (use load.rate, or load.mode: closed)`},
-		{"bad_open_no_rate.yml", `scenarios[0].load.rate: must be > 0 and finite for open loop`},
+		{"bad_open_no_rate.yml", `scenarios[0].load.rate: must be set for open loop: requests per second, > 0 and at most 100000`},
 		{"bad_probe_duplicate_pair.yml", `probes[1]: target "vllm" with scenario "chat" is already probed by probes[0]`},
 		{"bad_probe_empty.yml", `probes[0].scenarios: at least one scenario is required`},
 		{"bad_probe_unknown.yml", `probes[0].targets[1]: unknown target "sglang"`},
@@ -59,14 +59,28 @@ func TestBadConfigsFailWithExactError(t *testing.T) {
 		{"bad_slo_no_threshold.yml", `scenarios[0].slos[0]: at least one of ttft, tpot, ntpot, e2e must be set`},
 		{"bad_slo_stream.yml", `scenarios[0].slos[0].ttft: needs stream: true (no first-token time without streaming)`},
 		{"bad_target_name.yml", `targets[0].name: "my vllm" must match ^[a-zA-Z_][a-zA-Z0-9_.:-]*$`},
-		{"bad_timeout_duration.yml", `scenarios[0]: not a valid duration string: "10"`},
-		{"bad_timeout_zero.yml", `scenarios[0].timeout: must be > 0`},
+		{"bad_timeout_duration.yml", `scenarios[0].timeout: 10 is not a duration: a number and a unit (ms, s, m, h, d, w, y), e.g. 500ms, 30s or 1m30s`},
+		{"bad_timeout_zero.yml", `scenarios[0].timeout: must be > 0, not 0s`},
 		{"bad_uniform_order.yml", `scenarios[0].workload.output_tokens: min (200) must be <= max (100)`},
-		{"bad_unknown_field.yml", "yaml: unmarshal errors:\n  line 5: field modle not found in type config.target"},
+		{"bad_unknown_field.yml", `targets[0].modle: unknown field (did you mean model?); allowed here: name, url, api, model, http_client_config, headers, body, continuous_usage_stats`},
 		{"bad_url_credentials.yml", `targets[0].url: must not contain credentials: use http_client_config (basic_auth or authorization)`},
 		{"bad_url_missing.yml", `targets[0].url: must not be empty`},
 		{"bad_url_query.yml", `targets[0].url: must not have a query or fragment: the API path is appended to it`},
-		{"bad_url_scheme.yml", `targets[0].url: scheme must be http or https`},
+		{"bad_url_scheme.yml", `targets[0].url: scheme must be http or https, not "ftp"`},
+		// Limits (README "Limits").
+		{"bad_rate_limit.yml", `scenarios[0].load.rate: must be > 0 and at most 100000 (requests per second), not 1e+300`},
+		{"bad_concurrency_limit.yml", `scenarios[0].load.concurrency: must be between 1 and 100000 for closed loop, not 100000000`},
+		{"bad_max_in_flight_limit.yml", `scenarios[0].load.max_in_flight: must be between 1 and 100000, not 100001`},
+		{"bad_burstiness_range.yml", `scenarios[0].load.burstiness: must be between 0.01 and 100, not 0.001`},
+		{"bad_shared_prefix_limit.yml", `scenarios[0].workload.shared_prefix_tokens: must be between 0 and 1048576, not 2000000`},
+		// Decoding problems named by field, not by section or Go type.
+		{"bad_warmup_duration.yml", `scenarios[0].load.warmup: "5 seconds" is not a duration: a number and a unit (ms, s, m, h, d, w, y), e.g. 500ms, 30s or 1m30s`},
+		{"bad_type.yml", `scenarios[0].load.concurrency: must be a whole number, not "many"`},
+		{"bad_unknown_top_level.yml", `extra: unknown field; allowed here: global, targets, scenarios, probes`},
+		{"bad_duplicate_field.yml", `targets[0].model: is set twice; set it once`},
+		// URLs in http_client_config: named, never quoted.
+		{"bad_proxy_url.yml", `targets[0].http_client_config.proxy_url: not a valid URL (missing ']' in host)`},
+		{"bad_token_url.yml", `targets[0].http_client_config.oauth2.token_url: not a valid URL (invalid port after host)`},
 	}
 	// Every bad file has a case, so none silently stops being checked.
 	files, err := filepath.Glob("testdata/bad_*.yml")
@@ -90,9 +104,20 @@ func TestBadConfigsFailWithExactError(t *testing.T) {
 			if err == nil {
 				t.Fatalf("loaded %s without error: %+v", path, c)
 			}
-			want := `config file "` + path + `": ` + tc.err
-			if err.Error() != want {
-				t.Errorf("error:\n got: %s\nwant: %s", err, want)
+			// One problem per element, each led by the file.
+			var want []string
+			for _, line := range strings.Split(tc.err, "\n") {
+				want = append(want, `config file "`+path+`": `+line)
+			}
+			var got []string
+			for _, e := range ErrorList(err) {
+				got = append(got, e.Error())
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("errors:\n got: %s\nwant: %s", strings.Join(got, "\n      "), strings.Join(want, "\n      "))
+			}
+			if err.Error() != strings.Join(want, "\n") {
+				t.Errorf("Error() = %q, want the problems joined by newlines", err)
 			}
 		})
 	}

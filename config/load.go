@@ -5,8 +5,11 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"io"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -37,37 +40,75 @@ var (
 	DefaultDatasetFormat       = DatasetShareGPT
 )
 
+// MaxFileBytes bounds the configuration file, checked before it is parsed:
+// a configuration is a few KiB; 4 MiB leaves room for large bodies
+// (MaxBodyBytes each) on a few targets.
+const MaxFileBytes = 4 << 20
+
 // LoadFile reads, decodes and validates the file at path. (It is not named
 // Load: that is the load-shape type.) Relative paths inside it
 // (dataset files, credentials and TLS files) are resolved against the file's
 // directory, made absolute so that workers started elsewhere find them.
+//
+// An error is an Errors: one problem per element, each led by
+// `config file "path": ` and the field path (ErrorList gives them).
 func LoadFile(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("reading config file: %w", err)
+		return nil, Errors{err}
 	}
 	dir, err := filepath.Abs(filepath.Dir(path))
 	if err != nil {
-		return nil, fmt.Errorf("config file %q: %w", path, err)
+		return nil, Errors{fmt.Errorf("config file %q: %w", path, err)}
 	}
 	c, err := LoadBytes(data, dir)
 	if err != nil {
-		return nil, fmt.Errorf("config file %q: %w", path, err)
+		return nil, prefixed(fmt.Sprintf("config file %q", path), err)
 	}
 	return c, nil
 }
 
-// LoadBytes decodes data strictly (an unknown field is an error), applies
-// defaults, resolves relative file paths against baseDir and validates. Every
-// problem found is reported, one per line, each led by the path of the field
-// at fault (see README.md, "Errors").
-func LoadBytes(data []byte, baseDir string) (*Config, error) {
-	c, err := decode(data)
+// readFile reads path, refusing one over MaxFileBytes before reading it.
+func readFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("reading config file: %w", err)
+	}
+	defer f.Close()
+	tooLarge := fmt.Errorf("config file %q: %w", path, fileTooLarge())
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() > MaxFileBytes {
+		return nil, tooLarge
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading config file: %w", err)
+	}
+	if len(data) > MaxFileBytes {
+		return nil, tooLarge
+	}
+	return data, nil
+}
+
+func fileTooLarge() error {
+	return fieldErrorf("", "the file is larger than %d bytes (4 MiB), the most a configuration may be", MaxFileBytes)
+}
+
+// LoadBytes decodes data strictly (an unknown field is an error), applies
+// defaults, resolves relative file paths against baseDir and validates.
+// Every problem found is reported: the error is an Errors of *FieldError,
+// each led by the path of the field at fault (see README.md, "Errors"),
+// none quoting a secret.
+func LoadBytes(data []byte, baseDir string) (*Config, error) {
+	if len(data) > MaxFileBytes {
+		return nil, Errors{fileTooLarge()}
+	}
+	secrets := newScrubber()
+	c, err := decode(data, secrets)
+	if err != nil {
+		return nil, secrets.errors(err)
 	}
 	if err := c.finish(baseDir); err != nil {
-		return nil, err
+		return nil, secrets.errors(err)
 	}
 	c.source, c.baseDir = data, baseDir
 	return c, nil
@@ -85,7 +126,7 @@ func Default(referenceURL string) (*Config, error) {
 	data := bytes.Replace(defaultYAML, []byte(defaultURLPlaceholder), []byte(referenceURL), 1)
 	c, err := LoadBytes(data, "")
 	if err != nil {
-		return nil, fmt.Errorf("default config: %w", err)
+		return nil, prefixed("default config", err)
 	}
 	return c, nil
 }
@@ -93,13 +134,63 @@ func Default(referenceURL string) (*Config, error) {
 // defaultURLPlaceholder is the target URL written in default.yml.
 const defaultURLPlaceholder = "http://127.0.0.1:0"
 
-func decode(data []byte) (*Config, error) {
+// decode checks data against the schema (field paths for unknown fields,
+// wrong types, bad durations and URLs; secrets collected into secrets),
+// then decodes it. Positionless errors of the decode (those the schema
+// check did not already report) are named after the section they come from.
+func decode(data []byte, secrets *scrubber) (*Config, error) {
+	schema, err := checkSchema(data, secrets)
+	if err != nil {
+		return nil, Errors{&FieldError{Problem: err.Error()}}
+	}
 	// Preset here too: an empty document never reaches Config.UnmarshalYAML.
 	c := &Config{Global: DefaultGlobalConfig}
-	if err := yaml.UnmarshalStrict(data, c); err != nil {
-		return nil, err
+	err = yaml.UnmarshalStrict(data, c)
+	var errs Errors
+	for _, p := range schema.problems {
+		errs = append(errs, p)
+	}
+	for _, e := range ErrorList(err) {
+		var te *yaml.TypeError
+		var fe *FieldError
+		switch {
+		case errors.As(e, &te):
+			for _, line := range te.Errors {
+				// The schema check says the same with a field path.
+				if len(schema.problems) > 0 && (strings.Contains(line, " not found in type ") || strings.Contains(line, ": cannot unmarshal ") || (schema.dupes && strings.Contains(line, " already set in "))) {
+					continue
+				}
+				errs = append(errs, &FieldError{Problem: yamlLine(line)})
+			}
+		case errors.As(e, &fe):
+			if !schema.covers(fe.Field) {
+				errs = append(errs, fe)
+			}
+		default:
+			errs = append(errs, &FieldError{Problem: e.Error()})
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errs
 	}
 	return c, nil
+}
+
+var (
+	yamlFieldTwice = regexp.MustCompile(`^(line \d+): field (\S+) already set in type .*$`)
+	yamlKeyTwice   = regexp.MustCompile(`^(line \d+): key (.*) already set in map$`)
+	yamlGoType     = regexp.MustCompile(` into \S+$`)
+)
+
+// yamlLine rewrites one of yaml's type errors without Go type names.
+func yamlLine(line string) string {
+	switch {
+	case yamlFieldTwice.MatchString(line):
+		return yamlFieldTwice.ReplaceAllString(line, "$1: field $2 is set twice")
+	case yamlKeyTwice.MatchString(line):
+		return yamlKeyTwice.ReplaceAllString(line, "$1: key $2 is set twice")
+	}
+	return yamlGoType.ReplaceAllString(line, " here")
 }
 
 // finish resolves paths, normalizes and validates a decoded config.
@@ -125,30 +216,40 @@ func (c *Config) UnmarshalYAML(unmarshal func(interface{}) error) error {
 	}
 	s.Global.g = DefaultGlobalConfig
 	err := unmarshal(&s)
-	var errs []error
+	var errs Errors
 	if err != nil {
 		errs = append(errs, err)
 	}
 	c.Global = s.Global.g
 	if s.Global.err != nil {
-		errs = append(errs, fmt.Errorf("global: %w", s.Global.err))
+		errs = append(errs, fieldErrorf("global", "%v", s.Global.err))
 	}
 	c.Targets = make([]Target, len(s.Targets))
 	for i, t := range s.Targets {
 		c.Targets[i] = t.t
 		if t.err != nil {
-			errs = append(errs, fmt.Errorf("targets[%d].http_client_config: %w", i, t.err))
+			// Only http_client_config's checks fail here (the schema
+			// check reports bad URLs with their own path first).
+			var ue *url.Error
+			problem := t.err.Error()
+			if errors.As(t.err, &ue) {
+				problem = urlProblem(ue)
+			}
+			errs = append(errs, &FieldError{Field: fmt.Sprintf("targets[%d].http_client_config", i), Problem: problem})
 		}
 	}
 	c.Scenarios = make([]Scenario, len(s.Scenarios))
 	for i, sc := range s.Scenarios {
 		c.Scenarios[i] = sc.s
 		if sc.err != nil {
-			errs = append(errs, fmt.Errorf("scenarios[%d]: %w", i, sc.err))
+			errs = append(errs, fieldErrorf(fmt.Sprintf("scenarios[%d]", i), "%v", sc.err))
 		}
 	}
 	c.Probes = s.Probes
-	return errors.Join(errs...)
+	if len(errs) == 0 {
+		return nil
+	}
+	return errs
 }
 
 // decodeGlobal keeps the global section's positionless decoding error (a bad

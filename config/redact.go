@@ -1,8 +1,8 @@
 package config
 
 import (
+	"fmt"
 	"net/http"
-	"strings"
 
 	"go.yaml.in/yaml/v2"
 )
@@ -25,11 +25,15 @@ var shownHeaders = map[string]bool{
 func ShownHeader(name string) bool { return shownHeaders[http.CanonicalHeaderKey(name)] }
 
 // Redacted returns the configuration as YAML with secrets hidden, for the
-// landing page: http_client_config secrets (credentials, passwords, client
-// secrets, secret headers) show as <secret>, header values outside a short
-// allowlist show as <secret>, and body values whose key looks secret-bearing
-// show as <secret>. File paths (credentials_file) are shown: they are not
-// secrets.
+// /config page: http_client_config secrets (credentials, passwords, client
+// secrets, bearer tokens, TLS keys, secret headers) show as <secret>;
+// header values outside a short allowlist show as <secret>; values under a
+// secret-looking key (secretLooking) in body, at any depth, and in oauth2
+// endpoint_params and claims show as <secret>; and every URL anywhere
+// (url, proxy_url, oauth2 token_url and proxy_url, body strings...) has
+// its userinfo password, or a lone userinfo, replaced by <secret>. File
+// paths (credentials_file) are shown: they are not secrets. The running
+// configuration is not modified.
 func (c *Config) Redacted() ([]byte, error) {
 	cp := *c
 	cp.Targets = make([]Target, len(c.Targets))
@@ -45,28 +49,86 @@ func (c *Config) Redacted() ([]byte, error) {
 			t.Headers = h
 		}
 		if t.Body != nil {
-			b := make(map[string]interface{}, len(t.Body))
-			for k, v := range t.Body {
-				if secretBodyKey(k) {
-					v = Redacted
+			t.Body = redactValue(t.Body, false).(map[string]interface{})
+		}
+		if o := t.HTTPClientConfig.OAuth2; o != nil {
+			oc := *o
+			if oc.EndpointParams != nil {
+				p := make(map[string]string, len(oc.EndpointParams))
+				for k, v := range oc.EndpointParams {
+					if secretLooking(k) {
+						v = Redacted
+					}
+					p[k] = v
 				}
-				b[k] = v
+				oc.EndpointParams = p
 			}
-			t.Body = b
+			if oc.Claims != nil {
+				oc.Claims = redactValue(oc.Claims, false).(map[string]interface{})
+			}
+			t.HTTPClientConfig.OAuth2 = &oc
 		}
 		cp.Targets[i] = t
 	}
-	return yaml.Marshal(&cp)
+	out, err := yaml.Marshal(&cp)
+	if err != nil {
+		return nil, err
+	}
+	// Every string of the result, whatever field holds it, loses its URL
+	// credentials. (prometheus/common shows proxy_url's password as
+	// xxxxx and oauth2's token_url in clear.)
+	var doc yaml.MapSlice
+	if err := yaml.Unmarshal(out, &doc); err != nil {
+		return nil, fmt.Errorf("re-reading the redacted configuration: %w", err)
+	}
+	return yaml.Marshal(redactURLValues(doc))
 }
 
-// secretBodyKey: like secretLooking, but "token" is left out, since body
-// fields such as min_tokens are common and harmless.
-func secretBodyKey(k string) bool {
-	lower := strings.ToLower(k)
-	for _, w := range []string{"auth", "key", "secret", "password", "passwd", "credential"} {
-		if strings.Contains(lower, w) {
-			return true
-		}
+// redactValue copies a body-like value (maps, lists, scalars), replacing
+// everything under a secret-looking key, at any depth, by <secret>.
+func redactValue(v interface{}, secret bool) interface{} {
+	if secret {
+		return Redacted
 	}
-	return false
+	switch v := v.(type) {
+	case map[string]interface{}:
+		m := make(map[string]interface{}, len(v))
+		for k, e := range v {
+			m[k] = redactValue(e, secretLooking(k))
+		}
+		return m
+	case map[interface{}]interface{}:
+		m := make(map[interface{}]interface{}, len(v))
+		for k, e := range v {
+			m[k] = redactValue(e, secretLooking(fmt.Sprint(k)))
+		}
+		return m
+	case []interface{}:
+		l := make([]interface{}, len(v))
+		for i, e := range v {
+			l[i] = redactValue(e, false)
+		}
+		return l
+	}
+	return v
+}
+
+// redactURLValues applies redactURLs to every string in a decoded YAML
+// value, in place.
+func redactURLValues(v interface{}) interface{} {
+	switch v := v.(type) {
+	case yaml.MapSlice:
+		for i := range v {
+			v[i].Value = redactURLValues(v[i].Value)
+		}
+		return v
+	case []interface{}:
+		for i := range v {
+			v[i] = redactURLValues(v[i])
+		}
+		return v
+	case string:
+		return redactURLs(v)
+	}
+	return v
 }

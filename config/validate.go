@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math"
 	"net/http"
 	"net/url"
 	"os"
@@ -20,9 +19,25 @@ import (
 // values on every series llmprobe exports.
 const MaxNameLength = 64
 
-// maxTokens bounds every token length, so that a typo cannot make workload
-// generation build gigantic prompts.
+// maxTokens bounds every token length (and shared_prefix_tokens), so that a
+// typo cannot make workload generation build gigantic prompts; it is
+// workload.MaxTokens.
 const maxTokens = 1 << 20
+
+// Upper bounds on the load of one scenario against one target, so that a
+// typo (rate: 1e300, concurrency: 100000000) cannot spin a core or exhaust
+// memory. One llmprobe process sends a few thousand requests per second at
+// most (see the README's Accuracy section); the bounds are far above that
+// and far below harm.
+const (
+	MaxRate        = 100000 // requests per second
+	MaxConcurrency = 100000 // closed-loop concurrency and open-loop max_in_flight
+	MinBurstiness  = 0.01   // gamma shape: coefficient of variation 10
+	MaxBurstiness  = 100    // gamma shape: coefficient of variation 0.1
+	// MaxBodyBytes bounds a target's body, JSON-encoded: it is sent with
+	// every request.
+	MaxBodyBytes = 1 << 20
+)
 
 var nameRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_.:-]*$`)
 
@@ -37,11 +52,6 @@ var reservedHeaders = map[string]bool{
 // authHeaders must come from http_client_config, whose secrets are redacted.
 var authHeaders = map[string]bool{"Authorization": true, "Proxy-Authorization": true}
 
-// secretWords mark header names that likely carry a secret (X-Api-Key,
-// X-Auth-Token, Cookie...). Such headers belong in
-// http_client_config.http_headers, whose secrets and files are redacted.
-var secretWords = []string{"auth", "key", "token", "secret", "password", "passwd", "cookie", "credential", "signature"}
-
 // managedBodyFields are set by llmprobe on every request; n is fixed at 1
 // because timing is defined for one choice.
 var managedBodyFields = map[string]bool{
@@ -50,16 +60,16 @@ var managedBodyFields = map[string]bool{
 }
 
 // problems collects validation errors, each led by the field path.
-type problems []error
+type problems Errors
 
 func (p *problems) add(path, format string, args ...interface{}) {
-	*p = append(*p, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
+	*p = append(*p, fieldErrorf(path, format, args...))
 }
 
 func (c *Config) validate(baseDir string) error {
 	var p problems
 	if c.Global.LateDispatchThreshold <= 0 {
-		p.add("global.late_dispatch_threshold", "must be > 0")
+		p.add("global.late_dispatch_threshold", "must be > 0, not %s", c.Global.LateDispatchThreshold)
 	}
 
 	if len(c.Targets) == 0 {
@@ -118,7 +128,10 @@ func (c *Config) validate(baseDir string) error {
 			}
 		}
 	}
-	return errors.Join(p...)
+	if len(p) == 0 {
+		return nil
+	}
+	return Errors(p)
 }
 
 // validateName checks a label-safe, unique name; seen maps names to the
@@ -150,6 +163,14 @@ func validateTarget(p *problems, path string, t *Target) {
 	}
 	if err := t.HTTPClientConfig.Validate(); err != nil {
 		p.add(path+".http_client_config", "%v", err)
+	}
+	hc := &t.HTTPClientConfig
+	validateProxyURL(p, path+".http_client_config.proxy_url", hc.ProxyURL)
+	if o := hc.OAuth2; o != nil {
+		if o.TokenURL != "" {
+			validateTokenURL(p, path+".http_client_config.oauth2.token_url", o.TokenURL)
+		}
+		validateProxyURL(p, path+".http_client_config.oauth2.proxy_url", o.ProxyURL)
 	}
 	for _, name := range sortedKeys(t.Headers) {
 		hp := path + ".headers." + name
@@ -185,6 +206,39 @@ func validateTarget(p *problems, path string, t *Target) {
 			p.add(bp, "not representable as JSON: %v", err)
 		}
 	}
+	if len(t.Body) > 0 {
+		if b, err := json.Marshal(t.Body); err == nil && len(b) > MaxBodyBytes {
+			p.add(path+".body", "is %d bytes as JSON; at most %d (1 MiB) allowed: it is sent with every request", len(b), MaxBodyBytes)
+		}
+	}
+}
+
+// validateProxyURL checks a proxy_url: http, https, socks5 or socks5h (the
+// schemes Go's transport speaks) with a host. It is never quoted.
+func validateProxyURL(p *problems, path string, u config.URL) {
+	if u.URL == nil || u.String() == "" {
+		return
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "socks5" && u.Scheme != "socks5h":
+		p.add(path, "scheme must be http, https, socks5 or socks5h, not %q", u.Scheme)
+	case u.Host == "":
+		p.add(path, "must have a host")
+	}
+}
+
+// validateTokenURL checks an oauth2 token_url: an absolute http or https
+// URL. It may hold credentials (they are redacted), and is never quoted.
+func validateTokenURL(p *problems, path, raw string) {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		p.add(path, "%s", urlProblem(err))
+	case u.Scheme != "http" && u.Scheme != "https":
+		p.add(path, "scheme must be http or https, not %q", u.Scheme)
+	case u.Host == "":
+		p.add(path, "must have a host")
+	}
 }
 
 func validateURL(p *problems, path, raw string) {
@@ -195,18 +249,16 @@ func validateURL(p *problems, path, raw string) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		// Only the reason: the URL itself could hold credentials.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		p.add(path, "invalid URL: %v", err)
+		p.add(path, "%s", urlProblem(err))
 		return
 	}
 	switch {
 	case u.User != nil:
 		p.add(path, "must not contain credentials: use http_client_config (basic_auth or authorization)")
+	case u.Scheme == "":
+		p.add(path, "must be an absolute URL: scheme http or https, a host and an optional port and path")
 	case u.Scheme != "http" && u.Scheme != "https":
-		p.add(path, "scheme must be http or https")
+		p.add(path, "scheme must be http or https, not %q", u.Scheme)
 	case u.Host == "":
 		p.add(path, "must have a host")
 	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
@@ -229,16 +281,6 @@ func validHeaderName(s string) bool {
 		}
 	}
 	return true
-}
-
-func secretLooking(name string) bool {
-	lower := strings.ToLower(name)
-	for _, w := range secretWords {
-		if strings.Contains(lower, w) {
-			return true
-		}
-	}
-	return false
 }
 
 // jsonValue converts yaml's map[interface{}]interface{} (at any depth) into
@@ -283,7 +325,10 @@ func jsonValue(path string, v interface{}) (interface{}, error) {
 
 func validateScenario(p *problems, path string, s *Scenario, baseDir string) {
 	if s.Timeout <= 0 {
-		p.add(path+".timeout", "must be > 0")
+		p.add(path+".timeout", "must be > 0, not %s", s.Timeout)
+	}
+	if s.Load.Warmup < 0 {
+		p.add(path+".load.warmup", "must be >= 0, not %s", s.Load.Warmup)
 	}
 	validateLoad(p, path+".load", &s.Load)
 	validateWorkload(p, path+".workload", &s.Workload, baseDir)
@@ -311,8 +356,11 @@ func validateScenario(p *problems, path string, s *Scenario, baseDir string) {
 func validateLoad(p *problems, path string, l *Load) {
 	switch l.Mode {
 	case LoadOpen:
-		if !(l.Rate > 0) || math.IsInf(l.Rate, 0) {
-			p.add(path+".rate", "must be > 0 and finite for open loop")
+		switch {
+		case l.Rate == 0:
+			p.add(path+".rate", "must be set for open loop: requests per second, > 0 and at most %d", MaxRate)
+		case !(l.Rate > 0 && l.Rate <= MaxRate):
+			p.add(path+".rate", "must be > 0 and at most %d (requests per second), not %g", MaxRate, l.Rate)
 		}
 		if l.Concurrency != 0 {
 			p.add(path+".concurrency", "must not be set for open loop (use load.rate, or load.mode: closed)")
@@ -323,18 +371,21 @@ func validateLoad(p *problems, path string, l *Load) {
 				p.add(path+".burstiness", "applies to arrival gamma only")
 			}
 		case ArrivalGamma:
-			if !(l.Burstiness > 0) || math.IsInf(l.Burstiness, 0) {
-				p.add(path+".burstiness", "must be > 0 and finite")
+			if !(l.Burstiness >= MinBurstiness && l.Burstiness <= MaxBurstiness) {
+				p.add(path+".burstiness", "must be between %g and %g, not %g", MinBurstiness, float64(MaxBurstiness), l.Burstiness)
 			}
 		default:
 			p.add(path+".arrival", "must be %s, %s or %s, not %q", ArrivalPoisson, ArrivalConstant, ArrivalGamma, l.Arrival)
 		}
-		if l.MaxInFlight < 1 {
-			p.add(path+".max_in_flight", "must be >= 1")
+		if l.MaxInFlight < 1 || l.MaxInFlight > MaxConcurrency {
+			p.add(path+".max_in_flight", "must be between 1 and %d, not %d", MaxConcurrency, l.MaxInFlight)
 		}
 	case LoadClosed:
-		if l.Concurrency < 1 {
-			p.add(path+".concurrency", "must be > 0 for closed loop")
+		switch {
+		case l.Concurrency == 0:
+			p.add(path+".concurrency", "must be set for closed loop: requests in flight, between 1 and %d", MaxConcurrency)
+		case l.Concurrency < 1 || l.Concurrency > MaxConcurrency:
+			p.add(path+".concurrency", "must be between 1 and %d for closed loop, not %d", MaxConcurrency, l.Concurrency)
 		}
 		if l.Rate != 0 {
 			p.add(path+".rate", "must not be set for closed loop (use load.concurrency, or load.mode: open)")
@@ -388,8 +439,8 @@ func validateWorkload(p *problems, path string, w *Workload, baseDir string) {
 	if (w.OutputTokens != Length{} || w.Dataset == nil) {
 		validateLength(p, path+".output_tokens", &w.OutputTokens)
 	}
-	if w.SharedPrefixTokens < 0 {
-		p.add(path+".shared_prefix_tokens", "must be >= 0")
+	if w.SharedPrefixTokens < 0 || w.SharedPrefixTokens > maxTokens {
+		p.add(path+".shared_prefix_tokens", "must be between 0 and %d, not %d", maxTokens, w.SharedPrefixTokens)
 	} else if w.Dataset == nil {
 		// The prefix is part of the prompt: it cannot exceed the shortest
 		// prompt where that is known.
@@ -415,7 +466,7 @@ func validateLength(p *problems, path string, l *Length) {
 	}
 	inRange := func(field string, v int) {
 		if v < 1 || v > maxTokens {
-			p.add(path+"."+field, "must be between 1 and %d", maxTokens)
+			p.add(path+"."+field, "must be between 1 and %d, not %d", maxTokens, v)
 		}
 	}
 	switch l.Distribution {
@@ -436,10 +487,10 @@ func validateLength(p *problems, path string, l *Length) {
 		notUsed("stddev", l.Stddev != 0)
 	case DistNormal, DistLognormal:
 		if !(l.Mean >= 1 && l.Mean <= maxTokens) {
-			p.add(path+".mean", "must be between 1 and %d", maxTokens)
+			p.add(path+".mean", "must be between 1 and %d, not %g", maxTokens, l.Mean)
 		}
 		if !(l.Stddev >= 0 && l.Stddev <= maxTokens) {
-			p.add(path+".stddev", "must be between 0 and %d", maxTokens)
+			p.add(path+".stddev", "must be between 0 and %d, not %g", maxTokens, l.Stddev)
 		}
 		// min and max are optional clamps here.
 		if l.Min != 0 {
