@@ -10,7 +10,6 @@ import (
 
 	"github.com/llmprobe/llmprobe/collector"
 	"github.com/llmprobe/llmprobe/config"
-	"github.com/llmprobe/llmprobe/load"
 )
 
 // Options configure a Pool.
@@ -98,6 +97,11 @@ func (p *Pool) Apply(cfg *config.Config) error {
 	}
 	var next generation
 	if p.opts.Workers == 0 {
+		// startInProcess plans the load itself; Plan's TLS check, which
+		// names the field at fault, comes first.
+		if err := checkTLSFiles(cfg); err != nil {
+			return err
+		}
 		g, err := startInProcess(cfg, resolve, p.opts, p.logger)
 		if err != nil {
 			return err
@@ -107,11 +111,9 @@ func (p *Pool) Apply(cfg *config.Config) error {
 		// Plan once here, so that what would only fail inside the workers
 		// (an unreadable CA file, a dataset that does not parse) fails the
 		// reload instead of sending every worker into a restart loop.
-		probe, err := load.New(cfg, load.Options{Workers: n}, nil, p.logger)
-		if err != nil {
+		if err := Plan(cfg, n, p.logger); err != nil {
 			return err
 		}
-		probe.Close()
 		probes, workers := resolve()
 		data, dir := cfg.Source()
 		next = startProcesses(&procPlan{

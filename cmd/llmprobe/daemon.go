@@ -5,16 +5,21 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
+	"github.com/coreos/go-systemd/v22/activation"
+	"github.com/mdlayher/vsock"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
@@ -35,21 +40,25 @@ import (
 const defaultListenAddress = ":10212"
 
 type daemonFlags struct {
-	configFile    string
-	configCheck   bool
-	telemetryPath string
-	drain         time.Duration
-	workers       int
-	web           *web.FlagConfig
-	log           *promslog.Config
+	configFile      string
+	configCheck     bool
+	telemetryPath   string
+	drain           time.Duration
+	workers         int
+	enableLifecycle bool
+	enablePprof     bool
+	web             *web.FlagConfig
+	log             *promslog.Config
 }
 
 func daemonCommand(app *kingpin.Application, logCfg *promslog.Config) (*kingpin.CmdClause, func(*slog.Logger) error) {
 	cmd := app.Command("run", "Probe the configured endpoints and serve metrics (the default command).").Default()
 	f := &daemonFlags{log: logCfg}
 	cmd.Flag("config.file", "llmprobe configuration file. Without it, llmprobe probes a built-in reference endpoint on loopback.").StringVar(&f.configFile)
-	cmd.Flag("config.check", "Validate the configuration file and exit.").BoolVar(&f.configCheck)
+	cmd.Flag("config.check", "Check the configuration file as start-up would (load, validate, plan the load; nothing is sent) and exit.").BoolVar(&f.configCheck)
 	cmd.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&f.telemetryPath)
+	cmd.Flag("web.enable-lifecycle", "Enable reload and shutdown over HTTP (POST /-/reload, POST /-/quit). SIGHUP reloads and SIGTERM shuts down either way.").BoolVar(&f.enableLifecycle)
+	cmd.Flag("web.enable-pprof", "Serve the daemon's Go profiles under /debug/pprof/ (and link them from the landing page).").BoolVar(&f.enablePprof)
 	cmd.Flag("shutdown.drain-timeout", "On shutdown or reload, how long in-flight requests may finish before they are canceled.").Default("30s").DurationVar(&f.drain)
 	cmd.Flag("workers", "Worker processes that send the load (default: the CPUs this process may use, container-aware); 0 sends it from the daemon's own process.").
 		Default(strconv.Itoa(worker.Cores())).IntVar(&f.workers)
@@ -59,19 +68,39 @@ func daemonCommand(app *kingpin.Application, logCfg *promslog.Config) (*kingpin.
 
 func runDaemon(f *daemonFlags, logger *slog.Logger) error {
 	if f.configCheck {
-		if f.configFile == "" {
-			return errors.New("--config.check needs --config.file")
-		}
-		if _, err := config.LoadFile(f.configFile); err != nil {
-			return err
-		}
-		fmt.Fprintf(os.Stdout, "%s: configuration is valid\n", f.configFile)
-		return nil
+		// A one-shot command, not the daemon: signals keep their default
+		// actions.
+		return checkConfig(f, logger)
 	}
-	logger.Info("starting llmprobe", "version", version.Info(), "build_context", version.BuildContext())
+	// Signals before anything else: until signal.Notify, a SIGHUP (a reload
+	// request sent as soon as the process exists) would kill the daemon.
+	// One sent during start-up waits here and reloads once the first
+	// configuration runs.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(term)
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	logger.Info("starting llmprobe", "version", version.Info(), "build_context", version.BuildContext())
+	if f.workers < 0 {
+		return fmt.Errorf("--workers=%d: must be 0 (in-process) or more", f.workers)
+	}
+	if err := web.Validate(*f.web.WebConfigFile); err != nil {
+		return fmt.Errorf("--web.config.file=%s: %w", *f.web.WebConfigFile, err)
+	}
+	// Bind before any load starts: a port clash fails start-up at once,
+	// before a single request is sent.
+	listeners, err := listen(f.web, logger)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, l := range listeners {
+			l.Close()
+		}
+	}()
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
@@ -79,9 +108,6 @@ func runDaemon(f *daemonFlags, logger *slog.Logger) error {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
-	if f.workers < 0 {
-		return fmt.Errorf("--workers=%d: must be 0 (in-process) or more", f.workers)
-	}
 	metrics := collector.New(reg)
 	opts := worker.Options{Workers: f.workers, Drain: f.drain, Thresholds: worker.DefaultThresholds}
 	if f.workers > 0 {
@@ -95,8 +121,16 @@ func runDaemon(f *daemonFlags, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	d := &daemon{flags: f, logger: logger, pool: pool, config: config.NewSafeConfig(reg)}
+	d := &daemon{flags: f, logger: logger, pool: pool, config: config.NewSafeConfig(reg), quit: make(chan struct{}, 1)}
 
+	// Serving starts now (/-/ready answers 503 until a configuration runs).
+	srv := &http.Server{Handler: d.routes(reg), ReadHeaderTimeout: 10 * time.Second}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- web.ServeMultiple(listeners, srv, f.web, logger) }()
+	defer srv.Close()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	if f.configFile == "" {
 		simCfg := simulator.DefaultConfig()
 		probe, err := config.Default("http://127.0.0.1:0")
@@ -109,9 +143,9 @@ func runDaemon(f *daemonFlags, logger *slog.Logger) error {
 			return fmt.Errorf("starting the built-in reference endpoint: %w", err)
 		}
 		defer stopSim()
-		url := "http://" + addr
-		logger.Info("no --config.file: probing the built-in reference endpoint", "url", url)
-		d.load = func() (*config.Config, error) { return config.Default(url) }
+		endpoint := "http://" + addr
+		logger.Info("no --config.file: probing the built-in reference endpoint", "url", endpoint)
+		d.load = func() (*config.Config, error) { return config.Default(endpoint) }
 	} else {
 		d.load = func() (*config.Config, error) { return config.LoadFile(f.configFile) }
 	}
@@ -119,13 +153,6 @@ func runDaemon(f *daemonFlags, logger *slog.Logger) error {
 		return err
 	}
 
-	srv := &http.Server{Handler: d.routes(reg), ReadHeaderTimeout: 10 * time.Second}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- web.ListenAndServe(srv, f.web, logger) }()
-
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	for {
 		select {
 		case <-hup:
@@ -133,14 +160,91 @@ func runDaemon(f *daemonFlags, logger *slog.Logger) error {
 		case err := <-serveErr:
 			pool.Shutdown()
 			return err
-		case <-ctx.Done():
-			logger.Info("shutting down: draining in-flight requests", "bound", f.drain)
-			pool.Shutdown()
-			shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			return srv.Shutdown(shutdownCtx)
+		case <-term:
+			return d.shutdown(srv)
+		case <-d.quit:
+			logger.Info("shutdown requested over HTTP (POST /-/quit)")
+			return d.shutdown(srv)
 		}
 	}
+}
+
+// checkConfig is --config.check: everything start-up does short of sending
+// a request. The file loads and validates, and its load is planned exactly
+// as start-up plans it (HTTP clients with their TLS files, datasets).
+func checkConfig(f *daemonFlags, logger *slog.Logger) error {
+	if f.configFile == "" {
+		return errors.New("--config.check needs --config.file")
+	}
+	if f.workers < 0 {
+		return fmt.Errorf("--workers=%d: must be 0 (in-process) or more", f.workers)
+	}
+	cfg, err := config.LoadFile(f.configFile)
+	if err != nil {
+		return err
+	}
+	if err := worker.Plan(cfg, f.workers, logger); err != nil {
+		return fmt.Errorf("config file %q: %w", f.configFile, err)
+	}
+	fmt.Fprintf(os.Stdout, "%s: configuration is valid\n", f.configFile)
+	return nil
+}
+
+// listen binds every --web.listen-address (or takes systemd's sockets with
+// --web.systemd-socket), as exporter-toolkit's ListenAndServe would, but
+// before serving, so that start-up can fail on it before the load starts.
+func listen(flags *web.FlagConfig, logger *slog.Logger) ([]net.Listener, error) {
+	if flags.WebSystemdSocket != nil && *flags.WebSystemdSocket {
+		all, err := activation.Listeners()
+		if err != nil {
+			return nil, fmt.Errorf("--web.systemd-socket: %w", err)
+		}
+		var ls []net.Listener
+		for _, l := range all {
+			if l != nil {
+				ls = append(ls, l)
+			}
+		}
+		if len(ls) == 0 {
+			return nil, errors.New("--web.systemd-socket: no socket activation file descriptors found")
+		}
+		logger.Info("Listening on systemd activated listeners instead of port listeners.")
+		return ls, nil
+	}
+	if flags.WebListenAddresses == nil || len(*flags.WebListenAddresses) == 0 {
+		return nil, errors.New("no --web.listen-address given")
+	}
+	var ls []net.Listener
+	for _, address := range *flags.WebListenAddresses {
+		l, err := listenOne(address)
+		if err != nil {
+			for _, l := range ls {
+				l.Close()
+			}
+			return nil, fmt.Errorf("cannot listen on %s (--web.listen-address): %w", address, err)
+		}
+		ls = append(ls, l)
+	}
+	return ls, nil
+}
+
+func listenOne(address string) (net.Listener, error) {
+	if !strings.HasPrefix(address, "vsock://") {
+		return net.Listen("tcp", address)
+	}
+	u, err := url.Parse(address)
+	if err != nil {
+		return nil, err
+	}
+	_, portStr, err := net.SplitHostPort(u.Host)
+	if err != nil {
+		return nil, err
+	}
+	port, err := strconv.ParseUint(portStr, 10, 32)
+	if err != nil {
+		return nil, err
+	}
+	return vsock.Listen(uint32(port), nil)
 }
 
 type daemon struct {
@@ -149,21 +253,29 @@ type daemon struct {
 	pool   *worker.Pool
 	config *config.SafeConfig
 	load   func() (*config.Config, error)
-	mu     sync.Mutex // serializes reloads
+	mu     sync.Mutex    // serializes reloads
+	quit   chan struct{} // POST /-/quit
 }
 
 // reload loads and validates the configuration and starts its load; on any
-// error the running configuration and its load stay.
+// error the running configuration and its load stay. A configuration equal
+// to the running one leaves the running load untouched (no worker restarts,
+// no new warm-up).
 func (d *daemon) reload() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.config.ReloadFunc(func() (*config.Config, error) {
-		cfg, err := d.load()
-		if err != nil {
-			return nil, err
-		}
-		return cfg, d.pool.Apply(cfg)
-	}, d.logger)
+	_, err := d.config.ReloadApply(d.load, d.pool.Apply, d.logger)
+	return err
+}
+
+// shutdown stops scheduling, drains in-flight requests within the drain
+// bound, and stops serving.
+func (d *daemon) shutdown(srv *http.Server) error {
+	d.logger.Info("shutting down: draining in-flight requests", "bound", d.flags.drain)
+	d.pool.Shutdown()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return srv.Shutdown(ctx)
 }
 
 func (d *daemon) routes(reg *prometheus.Registry) http.Handler {
@@ -171,13 +283,15 @@ func (d *daemon) routes(reg *prometheus.Registry) http.Handler {
 	mux.Handle(d.flags.telemetryPath, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorLog: slog.NewLogLogger(d.logger.Handler(), slog.LevelError), EnableOpenMetrics: true,
 	}))
-	// Go profiles of the daemon (the supervisor), as the landing page links
-	// them; behind --web.config.file's auth like everything else.
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	if d.flags.enablePprof {
+		// Go profiles of the daemon (the supervisor), behind
+		// --web.config.file's auth like everything else.
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "Healthy")
 	})
@@ -188,18 +302,39 @@ func (d *daemon) routes(reg *prometheus.Registry) http.Handler {
 		}
 		fmt.Fprintln(w, "Ready")
 	})
-	mux.HandleFunc("/-/reload", func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost {
-			w.Header().Set("Allow", http.MethodPost)
-			http.Error(w, "This endpoint requires a POST request.", http.StatusMethodNotAllowed)
-			return
+	// The lifecycle endpoints answer as Prometheus' do: 405 to any method
+	// but POST and PUT, 403 without --web.enable-lifecycle.
+	lifecycle := func(action func(w http.ResponseWriter)) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodPost && r.Method != http.MethodPut {
+				w.Header().Set("Allow", "POST, PUT")
+				http.Error(w, "Only POST or PUT requests allowed", http.StatusMethodNotAllowed)
+				return
+			}
+			if !d.flags.enableLifecycle {
+				http.Error(w, "Lifecycle API is not enabled.", http.StatusForbidden)
+				return
+			}
+			action(w)
 		}
+	}
+	mux.HandleFunc("/-/reload", lifecycle(func(w http.ResponseWriter) {
 		if err := d.reload(); err != nil {
-			http.Error(w, fmt.Sprintf("failed to reload config: %s", err), http.StatusInternalServerError)
+			// The log has the error in full (already redacted); the
+			// response says no more than that it failed, as anyone who
+			// can reach the port can read it.
+			http.Error(w, "reload failed; see the log", http.StatusInternalServerError)
 			return
 		}
 		fmt.Fprintln(w, "Reloaded")
-	})
+	}))
+	mux.HandleFunc("/-/quit", lifecycle(func(w http.ResponseWriter) {
+		fmt.Fprintln(w, "Requesting termination... Goodbye!")
+		select {
+		case d.quit <- struct{}{}:
+		default: // already requested
+		}
+	}))
 	mux.HandleFunc("/config", func(w http.ResponseWriter, _ *http.Request) {
 		cfg := d.config.Get()
 		if cfg == nil {
@@ -219,6 +354,7 @@ func (d *daemon) routes(reg *prometheus.Registry) http.Handler {
 			Name:        "llmprobe",
 			Description: "Synthetic load and latency measurement for LLM inference endpoints",
 			Version:     version.Info(),
+			Profiling:   strconv.FormatBool(d.flags.enablePprof),
 			Links: []web.LandingLinks{
 				{Address: d.flags.telemetryPath, Text: "Metrics"},
 				{Address: "/config", Text: "Running configuration", Description: "secrets redacted"},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"os/exec"
 	"strings"
@@ -40,7 +41,7 @@ func positive(v string) bool { return v != "0" && !strings.HasPrefix(v, "-") }
 
 func TestDefaultModeProbesTheBuiltInEndpoint(t *testing.T) {
 	addr := freeAddr(t)
-	p := start(t, binary, "--web.listen-address="+addr)
+	p := start(t, binary, "--web.listen-address="+addr, "--web.enable-pprof")
 	waitHTTP(t, "http://"+addr+"/-/ready", 10*time.Second)
 	body := waitMetric(t, addr, `llmprobe_requests_total{outcome="success",scenario="default",target="reference"}`, positive, 20*time.Second)
 	if !strings.Contains(body, "llmprobe_build_info{") {
@@ -53,7 +54,8 @@ func TestDefaultModeProbesTheBuiltInEndpoint(t *testing.T) {
 	if status != 200 || !strings.Contains(landing, `href="/metrics"`) || !strings.Contains(landing, `href="/config"`) {
 		t.Errorf("landing page (HTTP %d) lacks links to /metrics and /config:\n%s", status, landing)
 	}
-	// The landing page links the Go profiles: they must be served.
+	// With --web.enable-pprof the landing page links the Go profiles: they
+	// must be served.
 	if status, _ := get(t, "http://"+addr+"/debug/pprof/heap"); status != 200 || !strings.Contains(landing, "debug/pprof/heap") {
 		t.Errorf("/debug/pprof/heap: HTTP %d (linked from the landing page: %v)", status, strings.Contains(landing, "debug/pprof/heap"))
 	}
@@ -86,21 +88,25 @@ func TestReloadKeepsTheOldConfigOnErrorAndAppliesAGoodOne(t *testing.T) {
 	dir := t.TempDir()
 	cfg := writeFile(t, dir, "llmprobe.yml", fmt.Sprintf(reloadConfig, simAddr, "first", "first"))
 	addr := freeAddr(t)
-	p := start(t, binary, "--config.file="+cfg, "--web.listen-address="+addr)
+	p := start(t, binary, "--config.file="+cfg, "--web.listen-address="+addr, "--web.enable-lifecycle")
 	waitHTTP(t, "http://"+addr+"/-/ready", 10*time.Second)
 	first := `llmprobe_requests_total{outcome="success",scenario="first",target="reference"}`
 	waitMetric(t, addr, first, positive, 10*time.Second)
 
-	// A bad file is rejected: 500 with the reason, gauge 0, old load goes on.
+	// A bad file is rejected: 500 that points at the log (which has the
+	// reason; the response, open to anyone who reaches the port, does
+	// not), gauge 0, old load goes on.
 	writeFile(t, dir, "llmprobe.yml", "targets: [{name: reference, url: ftp://nowhere}]\n")
 	resp, err := http.Post("http://"+addr+"/-/reload", "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	reply, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusInternalServerError {
-		t.Errorf("reload of a bad config: HTTP %d, want 500", resp.StatusCode)
+	if resp.StatusCode != http.StatusInternalServerError || strings.TrimSpace(string(reply)) != "reload failed; see the log" {
+		t.Errorf("reload of a bad config: HTTP %d %q, want 500 reload failed; see the log", resp.StatusCode, reply)
 	}
+	waitLog(t, p, "targets[0].url", 5*time.Second) // the reason is in the log
 	body := waitMetric(t, addr, "llmprobe_config_last_reload_successful", func(v string) bool { return v == "0" }, 5*time.Second)
 	before, _ := metricValue(body, first)
 	waitMetric(t, addr, first, func(v string) bool { return v != before }, 10*time.Second)
