@@ -95,3 +95,25 @@ func TestRedactURLs(t *testing.T) {
 		}
 	}
 }
+
+// Whole numbers may be written as floats (1e3, 128.0); a fraction, which
+// yaml would silently cut, is refused.
+func TestWholeNumbers(t *testing.T) {
+	load := func(v string) error {
+		_, err := LoadBytes([]byte(`
+targets: [{name: v, url: "http://127.0.0.1:1", model: m}]
+scenarios: [{name: s, load: {rate: 1}, workload: {input_tokens: {value: `+v+`}}}]
+probes: [{targets: [v], scenarios: [s]}]
+`), "")
+		return err
+	}
+	for _, ok := range []string{"1e3", "128.0", "128"} {
+		if err := load(ok); err != nil {
+			t.Errorf("value: %s: %v", ok, err)
+		}
+	}
+	want := "scenarios[0].workload.input_tokens.value: must be a whole number, not 1.5"
+	if err := load("1.5"); err == nil || err.Error() != want {
+		t.Errorf("value: 1.5: error %v, want %s", err, want)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"reflect"
 	"regexp"
@@ -346,6 +347,13 @@ func (k *schemaChecker) walk(path string, v interface{}, t reflect.Type, secret 
 		case uint64:
 			if x > 1<<62 {
 				k.add(path, "%v is too large", x)
+				return
+			}
+			n = int64(x)
+		case float64:
+			// yaml would cut 1.5 to 1; 1e3 and 128.0 are whole.
+			if x != math.Trunc(x) || math.Abs(x) > 1<<62 {
+				k.mismatch(path, "a whole number", v, secret)
 				return
 			}
 			n = int64(x)
