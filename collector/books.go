@@ -34,13 +34,38 @@ func (b *Books) Apply(cur []record.ProbeCounts) {
 		}
 		p, last := b.probes[i], &b.last[i]
 		scheduled, dropped, late := delta(cur[i].Scheduled, last.Scheduled), delta(cur[i].Dropped, last.Dropped), delta(cur[i].Late, last.Late)
+		backedOff := delta(cur[i].BackedOff, last.BackedOff)
+		backing := boolDelta(cur[i].BackingOff, last.BackingOff)
 		p.books.update(p.ledger, func(l *ledger) {
 			l.dropped += dropped
 			l.late += late
+			l.backedOff += backedOff
+			l.backingOff += backing
 		})
 		p.shed.add(time.Now(), scheduled, dropped)
 		*last = cur[i]
 	}
+}
+
+// Close withdraws what the source said holds now (its back-off): the source
+// is gone, and its state with it.
+func (b *Books) Close() {
+	for i, p := range b.probes {
+		if b.last[i].BackingOff {
+			p.books.update(p.ledger, func(l *ledger) { l.backingOff-- })
+			b.last[i].BackingOff = false
+		}
+	}
+}
+
+func boolDelta(cur, last bool) int64 {
+	switch {
+	case cur && !last:
+		return 1
+	case last && !cur:
+		return -1
+	}
+	return 0
 }
 
 func delta(cur, last uint64) uint64 {

@@ -146,6 +146,7 @@ func TestBooksBalanceAtEveryStep(t *testing.T) {
 		t.Helper()
 		v := func(name string) float64 { return seriesValue(t, reg, name, nil) }
 		scheduled, dropped, lost := v("llmprobe_requests_scheduled_total"), v("llmprobe_requests_dropped_total"), v("llmprobe_requests_lost_total")
+		lost += v("llmprobe_requests_backed_off_total") // never sent either
 		outcomes := sumSeries(t, reg, "llmprobe_requests_total")
 		if got := v("llmprobe_requests_in_flight"); got != inFlight {
 			t.Errorf("%s: in flight %v, want %v", step, got, inFlight)
@@ -162,6 +163,15 @@ func TestBooksBalanceAtEveryStep(t *testing.T) {
 	check("one ended", 1)
 	b.Apply([]record.ProbeCounts{{Scheduled: 7, Sent: 2, Dropped: 5}})
 	check("five dropped", 1)
+	b.Apply([]record.ProbeCounts{{Scheduled: 10, Sent: 2, Dropped: 5, BackedOff: 3, BackingOff: true}})
+	check("three backed off", 1)
+	if got := seriesValue(t, reg, "llmprobe_retry_after_backoff_workers", nil); got != 1 {
+		t.Errorf("back-off workers %v while the source backs off, want 1", got)
+	}
+	b.Close()
+	if got := seriesValue(t, reg, "llmprobe_retry_after_backoff_workers", nil); got != 0 {
+		t.Errorf("back-off workers %v after the source closed, want 0", got)
+	}
 	p.Lose(1)
 	check("one lost with its worker", 0)
 }

@@ -4,6 +4,8 @@
 package config
 
 import (
+	"time"
+
 	"github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 )
@@ -66,6 +68,27 @@ type Target struct {
 	// tokens (speculative decoding) spreads its gap over exactly that many.
 	// Servers that do not know the option may reject it.
 	ContinuousUsageStats bool `yaml:"continuous_usage_stats,omitempty"`
+	// HonorRetryAfter: when the target answers 429 or 503 with a
+	// Retry-After header, hold back its arrivals for that long (at most
+	// MaxRetryAfter, default 5m), counting them as backed off instead of
+	// sending them. Off by default: for a self-hosted engine a 503 is what
+	// the SLO should see; for a SaaS API a rate limit is to be respected.
+	HonorRetryAfter bool           `yaml:"honor_retry_after,omitempty"`
+	MaxRetryAfter   model.Duration `yaml:"max_retry_after,omitempty"`
+}
+
+// DefaultMaxRetryAfter and MaxMaxRetryAfter bound a target's back-off.
+const (
+	DefaultMaxRetryAfter = model.Duration(5 * time.Minute)
+	MaxMaxRetryAfter     = model.Duration(time.Hour)
+)
+
+// RetryAfterCap is the longest back-off one Retry-After may impose.
+func (t *Target) RetryAfterCap() time.Duration {
+	if t.MaxRetryAfter <= 0 {
+		return time.Duration(DefaultMaxRetryAfter)
+	}
+	return time.Duration(t.MaxRetryAfter)
 }
 
 // Scenario is a load shape, a workload, SLOs and a timeout.

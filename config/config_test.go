@@ -62,7 +62,7 @@ func TestBadConfigsFailWithExactError(t *testing.T) {
 		{"bad_timeout_duration.yml", `scenarios[0].timeout: 10 is not a duration: a number and a unit (ms, s, m, h, d, w, y), e.g. 500ms, 30s or 1m30s`},
 		{"bad_timeout_zero.yml", `scenarios[0].timeout: must be > 0, not 0s`},
 		{"bad_uniform_order.yml", `scenarios[0].workload.output_tokens: min (200) must be <= max (100)`},
-		{"bad_unknown_field.yml", `targets[0].modle: unknown field (did you mean model?); allowed here: name, url, api, model, http_client_config, headers, body, continuous_usage_stats`},
+		{"bad_unknown_field.yml", `targets[0].modle: unknown field (did you mean model?); allowed here: name, url, api, model, http_client_config, headers, body, continuous_usage_stats, honor_retry_after, max_retry_after`},
 		{"bad_url_credentials.yml", `targets[0].url: must not contain credentials: use http_client_config (basic_auth or authorization)`},
 		{"bad_url_missing.yml", `targets[0].url: must not be empty`},
 		{"bad_url_query.yml", `targets[0].url: must not have a query or fragment: the API path is appended to it`},

@@ -206,6 +206,12 @@ func validateTarget(p *problems, path string, t *Target) {
 			p.add(bp, "not representable as JSON: %v", err)
 		}
 	}
+	switch {
+	case t.MaxRetryAfter < 0 || t.MaxRetryAfter > MaxMaxRetryAfter:
+		p.add(path+".max_retry_after", "%s is out of range: 0 (the default, %s) to %s", t.MaxRetryAfter, DefaultMaxRetryAfter, MaxMaxRetryAfter)
+	case t.MaxRetryAfter != 0 && !t.HonorRetryAfter:
+		p.add(path+".max_retry_after", "has no effect without honor_retry_after: true")
+	}
 	if len(t.Body) > 0 {
 		if b, err := json.Marshal(t.Body); err == nil && len(b) > MaxBodyBytes {
 			p.add(path+".body", "is %d bytes as JSON; at most %d (1 MiB) allowed: it is sent with every request", len(b), MaxBodyBytes)

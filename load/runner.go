@@ -52,6 +52,7 @@ type probeRun struct {
 	cap      int64
 	seed     uint64
 	failures *failureLog
+	backoff  *backoff // nil unless the target has honor_retry_after
 	Stats    Stats
 }
 
@@ -69,8 +70,15 @@ func New(cfg *config.Config, opts Options, sink Sink, logger *slog.Logger) (*Run
 		opts.Workers = 1
 	}
 	r := &Runner{sink: sink, logger: logger, lateThreshold: time.Duration(cfg.Global.LateDispatchThreshold), drain: opts.Drain}
+	backoffs := map[*config.Target]*backoff{}
 	for i, pair := range cfg.Pairs() {
 		p := &probeRun{index: uint32(i), pair: pair, failures: newFailureLog(logger, cfg, pair)}
+		if t := pair.Target; t.HonorRetryAfter {
+			if backoffs[t] == nil {
+				backoffs[t] = newBackoff(t.Name, t.RetryAfterCap(), loggerOrDiscard(logger))
+			}
+			p.backoff = backoffs[t]
+		}
 		// The workload (its corpus, its shared prefix) is the probe's, the
 		// same in every worker; the random draws are the worker's own.
 		probeSeed := cfg.Global.Seed + int64(i)*7919
@@ -121,10 +129,20 @@ func (r *Runner) SetSaturated(v bool) { r.saturated.Store(v) }
 
 // Snapshots appends each probe's books, in plan order.
 func (r *Runner) Snapshots(dst []record.ProbeCounts) []record.ProbeCounts {
+	now := time.Now()
 	for _, p := range r.probes {
-		dst = append(dst, p.Stats.Snapshot())
+		c := p.Stats.Snapshot()
+		c.BackingOff = p.backoff.active(now)
+		dst = append(dst, c)
 	}
 	return dst
+}
+
+func loggerOrDiscard(l *slog.Logger) *slog.Logger {
+	if l == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return l
 }
 
 // InFlight is the total of requests in flight, and Cap their total cap.
@@ -198,6 +216,10 @@ func (r *Runner) openLoop(ctx, reqCtx context.Context, p *probeRun, start time.T
 		}
 		intended := next
 		next = next.Add(p.arrivals.Next(rng))
+		if p.backoff.active(intended) {
+			p.Stats.BackedOff.Add(1)
+			continue
+		}
 		if p.Stats.InFlight.Load() >= p.cap {
 			p.Stats.Dropped.Add(1)
 			continue
@@ -219,6 +241,16 @@ func (r *Runner) closedLoop(ctx, reqCtx context.Context, p *probeRun, start time
 	rng := rand.New(rand.NewPCG(p.seed, stream))
 	warmupEnd := start.Add(time.Duration(p.pair.Scenario.Load.Warmup))
 	for ctx.Err() == nil {
+		if wait := p.backoff.remaining(time.Now()); wait > 0 {
+			// A closed loop has no arrivals to skip: it waits out the
+			// target's back-off.
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+			continue
+		}
 		intended := time.Now()
 		p.Stats.InFlight.Add(1)
 		p.Stats.Sent.Add(1)
@@ -249,6 +281,7 @@ func (r *Runner) send(ctx context.Context, p *probeRun, intended time.Time, warm
 	p.Stats.InFlight.Add(-1)
 	if rec.Outcome != prober.OutcomeSuccess {
 		p.failures.failed(&rec.Result)
+		p.backoff.hold(time.Now(), rec.RetryAfter, rec.Status)
 	}
 	r.sink.Put(rec)
 }

@@ -505,6 +505,9 @@ func (c *Client) Do(ctx context.Context, req Request, res *Result) (sent time.Ti
 		default: // 1xx as a final status: not an answer we can measure
 			res.Outcome = OutcomeProtocolError
 		}
+		if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
+			res.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), headersAt)
+		}
 		res.Detail = c.errorBody(resp.Body, st)
 		if res.Outcome == OutcomeHTTP3xx {
 			res.Detail = c.detail("redirected to " + shownLocation(resp.Header.Get("Location")) + " (only 307 and 308 are followed)")
@@ -623,6 +626,21 @@ func unmeasurable(resp *http.Response, stream bool) (Outcome, string) {
 		return OutcomeUnexpectedContentType, "Content-Type " + strconv.Quote(ct) + " to a request with stream: false"
 	}
 	return OutcomeSuccess, ""
+}
+
+// retryAfter parses a Retry-After header: delay-seconds or an HTTP date
+// (RFC 9110 10.2.3), relative to now. Anything else, or a time past, is 0.
+func retryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.ParseUint(strings.TrimSpace(v), 10, 32); err == nil {
+		return time.Duration(secs) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(0, t.Sub(now))
+	}
+	return 0
 }
 
 // shownLocation is a redirect target fit for a log: no userinfo, no query.

@@ -434,6 +434,27 @@ func TestClientConfigError(t *testing.T) {
 	}
 }
 
+func TestRetryAfter(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	for v, want := range map[string]time.Duration{
+		"": 0, "30": 30 * time.Second, " 2 ": 2 * time.Second, "0": 0, "-5": 0, "soon": 0, "1.5": 0,
+		"Tue, 01 Dec 2026 12:01:00 GMT": time.Minute, "Tue, 01 Dec 2026 11:00:00 GMT": 0,
+	} {
+		if got := retryAfter(v, now); got != want {
+			t.Errorf("Retry-After %q = %v, want %v", v, got, want)
+		}
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "7")
+		http.Error(w, `{"error":{"message":"Rate limit reached"}}`, http.StatusTooManyRequests)
+	}))
+	defer srv.Close()
+	res := do(t, newTestClient(t, srv.URL, "", nil), Request{Prompt: "p", Stream: true}, 5*time.Second)
+	if res.Outcome != OutcomeHTTP429 || res.RetryAfter != 7*time.Second || res.Detail != "Rate limit reached" {
+		t.Errorf("outcome %v, RetryAfter %v, detail %q; want http_429, 7s, the server's message", res.Outcome, res.RetryAfter, res.Detail)
+	}
+}
+
 func statusHandler(code int) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, `{"error":{"message":"nope"}}`, code)

@@ -27,7 +27,8 @@
 //	sample:    the scalar fields of Sample in declaration order, zz for
 //	           signed, uv for unsigned, f64 for float64, byte for bool;
 //	           then uv len(Probes), and per probe: uv Scheduled, uv Sent,
-//	           uv Dropped, uv Late, zz InFlight
+//	           uv Dropped, uv Late, zz InFlight, uv BackedOff,
+//	           byte BackingOff (0 or 1)
 //	heartbeat: uv seq, zz unix nanoseconds
 //	send:      uv Probe, zz ScheduleDelay, byte Warmup (0 or 1)
 //
@@ -305,6 +306,12 @@ func appendSample(b []byte, s *Sample) []byte {
 		b = binary.AppendUvarint(b, c.Dropped)
 		b = binary.AppendUvarint(b, c.Late)
 		b = binary.AppendVarint(b, c.InFlight)
+		b = binary.AppendUvarint(b, c.BackedOff)
+		var backing byte
+		if c.BackingOff {
+			backing = 1
+		}
+		b = append(b, backing)
 	}
 	return b
 }
@@ -545,12 +552,21 @@ func (d *Decoder) DecodeSample(s *Sample) error {
 	default:
 		p.fail("saturated flag is neither 0 nor 1")
 	}
-	n := p.count("probes", 5)
+	n := p.count("probes", 7)
 	s.Probes = s.Probes[:0]
 	for i := 0; i < n && p.err == nil; i++ {
-		s.Probes = append(s.Probes, ProbeCounts{
+		c := ProbeCounts{
 			Scheduled: p.uvarint(), Sent: p.uvarint(), Dropped: p.uvarint(), Late: p.uvarint(), InFlight: p.varint(),
-		})
+			BackedOff: p.uvarint(),
+		}
+		switch b := p.u8(); {
+		case p.err != nil:
+		case b > 1:
+			p.fail("backing-off flag is neither 0 nor 1")
+		default:
+			c.BackingOff = b == 1
+		}
+		s.Probes = append(s.Probes, c)
 	}
 	return p.end(KindSample)
 }

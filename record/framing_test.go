@@ -214,7 +214,7 @@ func TestSampleAndHeartbeatRoundTrip(t *testing.T) {
 			GCPauseTotal: 3 * time.Second, GCPauseMax: 600 * time.Microsecond,
 			PipeBacklogBytes: 65536,
 			Saturated:        true,
-			Probes:           []ProbeCounts{{Scheduled: 10, Sent: 8, Dropped: 2, Late: 1, InFlight: 3}, {}, {Scheduled: math.MaxUint64, InFlight: -1}},
+			Probes:           []ProbeCounts{{Scheduled: 10, Sent: 8, Dropped: 2, Late: 1, InFlight: 3}, {}, {Scheduled: math.MaxUint64, InFlight: -1, BackedOff: math.MaxUint64, BackingOff: true}},
 		},
 		{Probes: []ProbeCounts{{Sent: 1}}},
 		{UnixNano: -1, InFlight: math.MinInt64, Scheduled: math.MaxUint64, CPUSeconds: math.Inf(1), GCPauseMax: -1, PipeBacklogBytes: math.MaxInt64},

@@ -81,7 +81,8 @@ func TestBooksBalanceAtEveryScrape(t *testing.T) {
 					}
 				}
 				scrapes++
-				residual := v["llmprobe_requests_scheduled_total"] - (v["llmprobe_requests_total"] + v["llmprobe_requests_in_flight"] + v["llmprobe_requests_dropped_total"] + v["llmprobe_requests_lost_total"])
+				residual := v["llmprobe_requests_scheduled_total"] - (v["llmprobe_requests_total"] + v["llmprobe_requests_in_flight"] +
+					v["llmprobe_requests_dropped_total"] + v["llmprobe_requests_lost_total"] + v["llmprobe_requests_backed_off_total"])
 				if residual != 0 && worst == 0 {
 					t.Errorf("scrape %d: books off by %v: %v", scrapes, residual, v)
 				}

@@ -81,6 +81,7 @@ func (a *aggregator) run(finished <-chan struct{}) {
 		case <-finished:
 			a.observe()
 			a.sample()
+			a.books.Close()
 			a.inc.End()
 			return
 		}

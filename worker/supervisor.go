@@ -136,6 +136,7 @@ func (p *procPlan) runOnce(ctx context.Context, i int, logger *slog.Logger) erro
 	open := p.read(ctx, recR, func() { cmd.Process.Kill() }, inc, books, p.workers[i], started, &lastFrame)
 	waitErr := cmd.Wait()
 	close(exited)
+	books.Close()
 	inc.End()
 	// Requests whose send the worker reported and whose record never came
 	// were sent but will never be measured: lost with the worker. (A worker
