@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"reflect"
+	"strings"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -91,14 +92,16 @@ func (sc *SafeConfig) ReloadFunc(load func() (*Config, error), logger *slog.Logg
 // with every file it names unchanged) is not applied: the running load goes
 // on untouched, the reload counts as successful, and applied is false. On
 // any error the running configuration stays, the success gauge drops to 0,
-// and the error is logged and returned.
+// and the error is returned and logged, one line per problem.
 func (sc *SafeConfig) ReloadApply(load func() (*Config, error), apply func(*Config) error, logger *slog.Logger) (applied bool, err error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	fail := func(err error) (bool, error) {
 		sc.reloadSuccess.Set(0)
-		logger.Error("Error loading config", "err", err)
+		for _, line := range errorLines(err) {
+			logger.Error("Error loading config", "err", line)
+		}
 		return false, err
 	}
 	c, err := load()
@@ -122,6 +125,17 @@ func (sc *SafeConfig) ReloadApply(load func() (*Config, error), apply func(*Conf
 	sc.set(c, files)
 	logger.Info("Loaded config", "pairs", len(c.Pairs()))
 	return true, nil
+}
+
+// errorLines is every problem err reports, one per element (ErrorList), and
+// any that still spans lines cut into them: a log line never carries a
+// literal "\n".
+func errorLines(err error) []string {
+	var lines []string
+	for _, e := range ErrorList(err) {
+		lines = append(lines, strings.Split(e.Error(), "\n")...)
+	}
+	return lines
 }
 
 // sameSettings reports whether b configures exactly what a does: the same

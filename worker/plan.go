@@ -1,7 +1,6 @@
 package worker
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -58,7 +57,10 @@ func checkTLSFiles(cfg *config.Config) error {
 			errs = append(errs, checkTLS(t.Name, path+".oauth2.tls_config", &hc.OAuth2.TLSConfig)...)
 		}
 	}
-	return errors.Join(errs...)
+	if len(errs) == 0 {
+		return nil
+	}
+	return config.Errors(errs) // one problem per line (config.ErrorList)
 }
 
 func checkTLS(target, path string, tc *promconfig.TLSConfig) []error {

@@ -150,7 +150,9 @@ func runDaemon(f *daemonFlags, logger *slog.Logger) error {
 		d.load = func() (*config.Config, error) { return config.LoadFile(f.configFile) }
 	}
 	if err := d.reload(); err != nil {
-		return err
+		// The reload has logged each problem on its own line.
+		n := len(errorLines(err))
+		return &reported{err: err, summary: fmt.Sprintf("the configuration was rejected (%d %s, logged above)", n, plural(n, "problem", "problems"))}
 	}
 
 	for {
@@ -180,14 +182,33 @@ func checkConfig(f *daemonFlags, logger *slog.Logger) error {
 		return fmt.Errorf("--workers=%d: must be 0 (in-process) or more", f.workers)
 	}
 	cfg, err := config.LoadFile(f.configFile)
-	if err != nil {
-		return err
+	if err == nil {
+		if err = worker.Plan(cfg, f.workers, logger); err != nil {
+			var prefixed config.Errors
+			for _, e := range config.ErrorList(err) {
+				prefixed = append(prefixed, fmt.Errorf("config file %q: %w", f.configFile, e))
+			}
+			err = prefixed
+		}
 	}
-	if err := worker.Plan(cfg, f.workers, logger); err != nil {
-		return fmt.Errorf("config file %q: %w", f.configFile, err)
+	if err != nil {
+		// One problem per line on stderr, as promtool check config does.
+		lines := errorLines(err)
+		for _, line := range lines {
+			fmt.Fprintln(os.Stderr, line)
+		}
+		fmt.Fprintf(os.Stderr, "%s: configuration is invalid (%d %s)\n", f.configFile, len(lines), plural(len(lines), "problem", "problems"))
+		return &reported{err: err}
 	}
 	fmt.Fprintf(os.Stdout, "%s: configuration is valid\n", f.configFile)
 	return nil
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 // listen binds every --web.listen-address (or takes systemd's sockets with

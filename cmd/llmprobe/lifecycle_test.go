@@ -223,7 +223,7 @@ probes:
 					t.Errorf("--config.check --workers=%s passed:\n%s", workers, out)
 				}
 				for _, w := range c.want {
-					if !strings.Contains(string(out), strings.ReplaceAll(w, `"`, `\"`)) {
+					if !strings.Contains(string(out), w) {
 						t.Errorf("--config.check --workers=%s does not say %q:\n%s", workers, w, out)
 					}
 				}
@@ -362,4 +362,84 @@ func TestUnchangedReloadIsANoOp(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// badConfig has four problems, in three sections.
+const badConfig = `
+targets:
+  - name: reference
+    url: ftp://127.0.0.1:1
+scenarios: []
+`
+
+var badConfigFields = []string{"targets[0].url", "targets[0].model", "scenarios:", "probes:"}
+
+// onePerLine checks that each of fields is reported on a line of its own,
+// and that no line carries a literal "\n" (several problems in one logfmt
+// value).
+func onePerLine(t *testing.T, what, output string, fields []string) {
+	t.Helper()
+	lines := strings.Split(output, "\n")
+	for _, line := range lines {
+		if strings.Contains(line, `\n`) {
+			t.Errorf("%s: a line holds several problems:\n%s", what, line)
+		}
+	}
+	for _, f := range fields {
+		n := 0
+		for _, line := range lines {
+			if strings.Contains(line, f) {
+				n++
+				for _, other := range fields {
+					if other != f && strings.Contains(line, other) {
+						t.Errorf("%s: %q and %q share a line:\n%s", what, f, other, line)
+					}
+				}
+			}
+		}
+		if n == 0 {
+			t.Errorf("%s: no line reports %q:\n%s", what, f, output)
+		}
+	}
+}
+
+// TestConfigErrorsOnePerLine: --config.check, a failed start-up and a failed
+// reload report every problem of a configuration on its own line.
+func TestConfigErrorsOnePerLine(t *testing.T) {
+	dir := t.TempDir()
+	bad := writeFile(t, dir, "bad.yml", badConfig)
+	out, err := exec.Command(binary, "--config.check", "--config.file="+bad).CombinedOutput()
+	if err == nil {
+		t.Fatalf("--config.check passed a bad file:\n%s", out)
+	}
+	onePerLine(t, "--config.check", string(out), badConfigFields)
+	if !strings.Contains(string(out), "configuration is invalid (4 problems)") {
+		t.Errorf("--config.check does not count the problems:\n%s", out)
+	}
+
+	p := start(t, binary, "--config.file="+bad, "--web.listen-address="+freeAddr(t))
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("start-up accepted a bad file")
+	}
+	if p.cmd.ProcessState.ExitCode() == 0 {
+		t.Error("start-up with a bad file exited 0")
+	}
+	onePerLine(t, "start-up", p.output.String(), badConfigFields)
+
+	simAddr := freeAddr(t)
+	start(t, binary, "simulate", "--model=llmprobe-reference", "--listen-address="+simAddr)
+	waitHTTP(t, "http://"+simAddr+"/v1/models", 10*time.Second)
+	cfg := writeFile(t, dir, "llmprobe.yml", fmt.Sprintf(reloadConfig, simAddr, "s", "s"))
+	addr := freeAddr(t)
+	p = start(t, binary, "--config.file="+cfg, "--web.listen-address="+addr, "--workers=0")
+	waitHTTP(t, "http://"+addr+"/-/ready", 10*time.Second)
+	writeFile(t, dir, "llmprobe.yml", badConfig)
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitMetric(t, addr, "llmprobe_config_last_reload_successful", func(v string) bool { return v == "0" }, 5*time.Second)
+	waitLog(t, p, "probes:", 5*time.Second)
+	onePerLine(t, "reload", p.output.String(), badConfigFields)
 }
