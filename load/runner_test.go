@@ -174,8 +174,10 @@ func TestOpenLoopDropsInsteadOfQueueing(t *testing.T) {
 	if last.Scheduled < 90 || last.Dropped < last.Scheduled-10 {
 		t.Errorf("books %+v: want ~100 scheduled, nearly all dropped", last)
 	}
+	// A queued request would wait for the slot, ~200 ms; a busy machine
+	// delays a send by far less.
 	for _, r := range recs {
-		if r.ScheduleDelay > 50*time.Millisecond {
+		if r.ScheduleDelay > 150*time.Millisecond {
 			t.Errorf("a request waited %v for its slot: the open loop queued it", r.ScheduleDelay)
 		}
 	}

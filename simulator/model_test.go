@@ -214,7 +214,7 @@ func TestQueueingUnderOverload(t *testing.T) {
 			t.Errorf("wave %d admitted %v after wave %d, want ≈ %v", w, gap, w-1, service)
 		}
 	}
-	if waited := percentile(queues, 0.25); waited > 5*time.Millisecond {
+	if waited := percentile(queues, 0.25); waited > 20*time.Millisecond { // ~0 when idle; a loaded machine delays the admission a little
 		t.Errorf("the first wave waited %v", waited)
 	}
 	if waited := percentile(queues, 0.75); waited < service-10*time.Millisecond {
