@@ -91,7 +91,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		saturatedObs: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "saturated_observations_total",
 			Help: "Requests measured while their worker judged itself saturated; they are still in the histograms."}, probeLabelNames),
 		sloRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "slo_requests_total",
-			Help: "Requests judged against an SLO objective (after warm-up)."}, sloLabels),
+			Help: "Requests judged against an SLO objective (after warm-up; requests llmprobe itself canceled at a shutdown or reload are not judged)."}, sloLabels),
 		sloGood: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "slo_good_requests_total",
 			Help: "Requests that succeeded and met every threshold of the SLO objective."}, sloLabels),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "connection_retries_total",
@@ -220,6 +220,12 @@ func (p *Probe) Observe(r *record.Record) {
 	ok := r.Outcome == prober.OutcomeSuccess
 	if ok {
 		p.observeLatencies(r)
+	}
+	// A request llmprobe itself canceled (shutdown, reload drain) says
+	// nothing of the endpoint: judged, it would burn error budget at every
+	// rollout.
+	if r.Outcome == prober.OutcomeCanceled {
+		return
 	}
 	for i := range p.slos {
 		s := &p.slos[i]

@@ -55,13 +55,16 @@ func TestObserveCountsAndSLOs(t *testing.T) {
 	warm := streamed()
 	warm.Warmup = true
 	p.Observe(warm)
+	canceled := streamed() // by a rollout's drain: not the endpoint's doing
+	canceled.Outcome, canceled.InputTokens, canceled.OutputTokens = prober.OutcomeCanceled, 0, 0
+	p.Observe(canceled)
 
 	want := `
 # HELP llmprobe_slo_good_requests_total Requests that succeeded and met every threshold of the SLO objective.
 # TYPE llmprobe_slo_good_requests_total counter
 llmprobe_slo_good_requests_total{objective="e2e",scenario="chat",target="vllm"} 2
 llmprobe_slo_good_requests_total{objective="fast",scenario="chat",target="vllm"} 1
-# HELP llmprobe_slo_requests_total Requests judged against an SLO objective (after warm-up).
+# HELP llmprobe_slo_requests_total Requests judged against an SLO objective (after warm-up; requests llmprobe itself canceled at a shutdown or reload are not judged).
 # TYPE llmprobe_slo_requests_total counter
 llmprobe_slo_requests_total{objective="e2e",scenario="chat",target="vllm"} 3
 llmprobe_slo_requests_total{objective="fast",scenario="chat",target="vllm"} 3
