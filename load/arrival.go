@@ -100,6 +100,19 @@ func WorkerSeed(seed int64, index int) uint64 {
 	return z ^ (z >> 31)
 }
 
+// ReplicaSalt turns a replica's name into what is mixed into its seeds (FNV-1a;
+// 0 for no name, so a run without one draws what it always drew).
+func ReplicaSalt(replica string) int64 {
+	if replica == "" {
+		return 0
+	}
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(replica); i++ {
+		h = (h ^ uint64(replica[i])) * 1099511628211
+	}
+	return int64(h)
+}
+
 // secondsToDuration converts, saturating instead of overflowing for gaps of
 // very low rates.
 func secondsToDuration(s float64) time.Duration {

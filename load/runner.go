@@ -62,6 +62,11 @@ type Options struct {
 	// Drain bounds how long in-flight requests may run on after Run's
 	// context ends before they are canceled.
 	Drain time.Duration
+	// Replica tells this instance's draws from another's of the same
+	// configuration: it is mixed with global.seed into every worker's
+	// random draws (prompts, arrival gaps), not into the probe's workload
+	// (its corpus and shared prefix stay the probe's). Empty: no mixing.
+	Replica string
 }
 
 // New plans cfg's probes for worker opts.Worker of opts.Workers.
@@ -82,7 +87,7 @@ func New(cfg *config.Config, opts Options, sink Sink, logger *slog.Logger) (*Run
 		// The workload (its corpus, its shared prefix) is the probe's, the
 		// same in every worker; the random draws are the worker's own.
 		probeSeed := cfg.Global.Seed + int64(i)*7919
-		p.seed = WorkerSeed(probeSeed, opts.Worker)
+		p.seed = WorkerSeed(probeSeed^ReplicaSalt(opts.Replica), opts.Worker)
 		var err error
 		if p.client, err = prober.NewClient(pair.Target, logger); err != nil {
 			r.Close()

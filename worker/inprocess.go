@@ -28,7 +28,7 @@ func (g *inProcess) finished() <-chan struct{} { return g.done }
 // samples to the one worker.
 func startInProcess(cfg *config.Config, resolve func() ([]*collector.Probe, []*collector.Worker), opts Options, logger *slog.Logger) (*inProcess, error) {
 	q := collector.NewQueue()
-	runner, err := load.New(cfg, load.Options{Worker: 0, Workers: 1, Drain: opts.Drain}, q, logger)
+	runner, err := load.New(cfg, load.Options{Worker: 0, Workers: 1, Drain: opts.Drain, Replica: opts.Replica}, q, logger)
 	if err != nil {
 		return nil, err
 	}

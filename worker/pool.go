@@ -24,6 +24,8 @@ type Options struct {
 	SampleInterval time.Duration
 	// Thresholds decide client saturation.
 	Thresholds Thresholds
+	// Replica is mixed into every random draw of this instance (load.Options).
+	Replica string
 	// Command starts a worker process: the daemon's own binary with its
 	// hidden worker subcommand, unless set (tests).
 	Command []string
@@ -118,7 +120,7 @@ func (p *Pool) Apply(cfg *config.Config) error {
 		data, dir := cfg.Source()
 		next = startProcesses(&procPlan{
 			exe: p.opts.Command[0], args: p.opts.Command[1:], env: workerEnv(Cores(), n),
-			assign: Assignment{Config: data, BaseDir: dir, Workers: n, Drain: p.opts.Drain,
+			assign: Assignment{Config: data, BaseDir: dir, Workers: n, Drain: p.opts.Drain, Replica: p.opts.Replica,
 				SampleInterval: p.opts.SampleInterval, Thresholds: p.opts.Thresholds},
 			probes: probes, workers: workers, cores: max(1, (Cores()+n-1)/n), logger: p.logger,
 		})

@@ -26,6 +26,7 @@ type Assignment struct {
 	Drain          time.Duration // in-flight bound after stop
 	SampleInterval time.Duration // saturation window and heartbeat period
 	Thresholds     Thresholds
+	Replica        string // mixed into the random draws (load.Options)
 }
 
 // Serve is a worker process' whole life: run the assigned share of the load
@@ -42,7 +43,7 @@ func Serve(in io.Reader, out io.Writer, logger *slog.Logger) error {
 	}
 	logger = logger.With("worker", a.Worker)
 	q := collector.NewQueue()
-	runner, err := load.New(cfg, load.Options{Worker: a.Worker, Workers: a.Workers, Drain: a.Drain}, q, logger)
+	runner, err := load.New(cfg, load.Options{Worker: a.Worker, Workers: a.Workers, Drain: a.Drain, Replica: a.Replica}, q, logger)
 	if err != nil {
 		return err
 	}

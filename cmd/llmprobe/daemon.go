@@ -45,6 +45,7 @@ type daemonFlags struct {
 	telemetryPath   string
 	drain           time.Duration
 	workers         int
+	replica         string
 	enableLifecycle bool
 	enablePprof     bool
 	web             *web.FlagConfig
@@ -62,6 +63,8 @@ func daemonCommand(app *kingpin.Application, logCfg *promslog.Config) (*kingpin.
 	cmd.Flag("shutdown.drain-timeout", "On shutdown or reload, how long in-flight requests may finish before they are canceled.").Default("30s").DurationVar(&f.drain)
 	cmd.Flag("workers", "Worker processes that send the load (default: the CPUs this process may use, container-aware); 0 sends it from the daemon's own process.").
 		Default(strconv.Itoa(worker.Cores())).IntVar(&f.workers)
+	cmd.Flag("load.replica", "Mixed with global.seed into every random draw (prompts, arrival gaps), so that replicas of one configuration do not send the same sequence in lock-step. Default: the host name (a pod's name on Kubernetes). Give every instance the same value to reproduce a run exactly.").
+		Envar("LLMPROBE_REPLICA").Default(hostname()).StringVar(&f.replica)
 	f.web = kingpinflag.AddFlags(cmd, defaultListenAddress)
 	return cmd, func(logger *slog.Logger) error { return runDaemon(f, logger) }
 }
@@ -109,7 +112,7 @@ func runDaemon(f *daemonFlags, logger *slog.Logger) error {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	metrics := collector.New(reg)
-	opts := worker.Options{Workers: f.workers, Drain: f.drain, Thresholds: worker.DefaultThresholds}
+	opts := worker.Options{Workers: f.workers, Drain: f.drain, Thresholds: worker.DefaultThresholds, Replica: f.replica}
 	if f.workers > 0 {
 		exe, err := os.Executable()
 		if err != nil {
@@ -390,4 +393,9 @@ func (d *daemon) routes(reg *prometheus.Registry) http.Handler {
 		}
 	}
 	return mux
+}
+
+func hostname() string {
+	h, _ := os.Hostname()
+	return h
 }
