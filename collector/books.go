@@ -17,25 +17,28 @@ import (
 // Sends and outcomes do not come this way: they are counted from the
 // requests' own send events and records, exactly.
 type Books struct {
-	probes []*Probe
-	last   []record.ProbeCounts
+	probe func(id uint32) *Probe
+	last  map[uint32]record.ProbeCounts
 }
 
-// NewBooks tracks one source whose probes are, in plan order, probes.
-func NewBooks(probes []*Probe) *Books {
-	return &Books{probes: probes, last: make([]record.ProbeCounts, len(probes))}
+// NewBooks tracks one source whose counts name their probes by ID; probe
+// maps an ID to its series (nil: not ours, ignored).
+func NewBooks(probe func(id uint32) *Probe) *Books {
+	return &Books{probe: probe, last: map[uint32]record.ProbeCounts{}}
 }
 
 // Apply adds what changed since the last snapshot of this source.
 func (b *Books) Apply(cur []record.ProbeCounts) {
 	for i := range cur {
-		if i >= len(b.probes) {
-			break
+		c := &cur[i]
+		p := b.probe(c.ID)
+		if p == nil {
+			continue
 		}
-		p, last := b.probes[i], &b.last[i]
-		scheduled, dropped, late := delta(cur[i].Scheduled, last.Scheduled), delta(cur[i].Dropped, last.Dropped), delta(cur[i].Late, last.Late)
-		backedOff := delta(cur[i].BackedOff, last.BackedOff)
-		backing := boolDelta(cur[i].BackingOff, last.BackingOff)
+		last := b.last[c.ID]
+		scheduled, dropped, late := delta(c.Scheduled, last.Scheduled), delta(c.Dropped, last.Dropped), delta(c.Late, last.Late)
+		backedOff := delta(c.BackedOff, last.BackedOff)
+		backing := boolDelta(c.BackingOff, last.BackingOff)
 		p.books.update(p.ledger, func(l *ledger) {
 			l.dropped += dropped
 			l.late += late
@@ -43,17 +46,18 @@ func (b *Books) Apply(cur []record.ProbeCounts) {
 			l.backingOff += backing
 		})
 		p.shed.add(time.Now(), scheduled, dropped)
-		*last = cur[i]
+		b.last[c.ID] = *c
 	}
 }
 
 // Close withdraws what the source said holds now (its back-off): the source
 // is gone, and its state with it.
 func (b *Books) Close() {
-	for i, p := range b.probes {
-		if b.last[i].BackingOff {
+	for id, c := range b.last {
+		if p := b.probe(id); p != nil && c.BackingOff {
 			p.books.update(p.ledger, func(l *ledger) { l.backingOff-- })
-			b.last[i].BackingOff = false
+			c.BackingOff = false
+			b.last[id] = c
 		}
 	}
 }

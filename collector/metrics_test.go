@@ -125,11 +125,11 @@ func TestBooksNeverGoBackwards(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	m := New(reg)
 	p := m.ForProbe("vllm", scenario())
-	b := NewBooks([]*Probe{p})
+	b := NewBooks(func(uint32) *Probe { return p })
 	b.Apply([]record.ProbeCounts{{Scheduled: 10, Sent: 8, Dropped: 2, Late: 1}})
 	b.Apply([]record.ProbeCounts{{Scheduled: 15, Sent: 12, Dropped: 3, Late: 1}})
 	// The source restarts: its counters start again from zero.
-	b2 := NewBooks([]*Probe{p})
+	b2 := NewBooks(func(uint32) *Probe { return p })
 	b2.Apply([]record.ProbeCounts{{Scheduled: 4, Sent: 3, Dropped: 1, Late: 2}})
 	for name, want := range map[string]float64{"llmprobe_requests_dropped_total": 4, "llmprobe_late_dispatches_total": 3} {
 		if got := seriesValue(t, reg, name, nil); got != want {
@@ -144,7 +144,7 @@ func TestBooksBalanceAtEveryStep(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	m := New(reg)
 	p := m.ForProbe("vllm", scenario())
-	b := NewBooks([]*Probe{p})
+	b := NewBooks(func(uint32) *Probe { return p })
 	check := func(step string, inFlight float64) {
 		t.Helper()
 		v := func(name string) float64 { return seriesValue(t, reg, name, nil) }

@@ -22,6 +22,9 @@ type Config struct {
 	// the very same bytes.
 	source  []byte
 	baseDir string
+	// stamps are the files it names as they were when it was loaded: a
+	// reload restarts what uses a file that changed since.
+	stamps []fileStamp
 }
 
 // Source returns the YAML the config was loaded from and its base directory.

@@ -111,6 +111,7 @@ func LoadBytes(data []byte, baseDir string) (*Config, error) {
 		return nil, secrets.errors(err)
 	}
 	c.source, c.baseDir = data, baseDir
+	c.stamps = stampFiles(c)
 	return c, nil
 }
 

@@ -156,6 +156,7 @@ func sameSettings(a, b *Config) bool {
 	}
 	x, y := *fresh, *b
 	x.source, y.source = nil, nil
+	x.stamps, y.stamps = nil, nil // the files are compared by ReloadApply
 	return reflect.DeepEqual(x, y)
 }
 

@@ -67,7 +67,7 @@ probes: [{targets: [closing], scenarios: [s]}]
 				if mode.mode == probertest.CloseOnNextRequest && retries == 0 {
 					t.Errorf("no retries against a server that closes every reused connection")
 				}
-				books := r.Snapshots(nil)[0]
+				books := firstBooks(r)
 				if books.Sent != uint64(len(recs)) || books.Sent != uint64(len(sends)) || books.Scheduled != books.Sent+books.Dropped || books.InFlight != 0 {
 					t.Errorf("books %+v with %d records and %d sends: want sent = records = sends, scheduled = sent + dropped, none in flight", books, len(recs), len(sends))
 				}

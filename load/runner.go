@@ -28,20 +28,30 @@ type Sink interface {
 	Put(r *record.Record)
 }
 
-// Runner drives every probe of one worker's share of the plan.
+// Runner drives every probe of one worker's share of the plan. Probes come
+// and go while it runs (Update): each has its own loops and its own drain, so
+// a reload restarts only the probes that changed.
 type Runner struct {
-	probes        []*probeRun
 	sink          Sink
 	logger        *slog.Logger
 	lateThreshold time.Duration
 	drain         time.Duration
+	opts          Options
 	// saturated is set by the saturation sampler; requests sent while it is
 	// set are marked in their records.
 	saturated atomic.Bool
+
+	mu       sync.Mutex
+	probes   []*probeRun // live, then retired ones until reported once more
+	runCtx   context.Context
+	reqCtx   context.Context // outlives runCtx by the drain
+	running  bool
+	backoffs map[string]*backoff // by target name, shared by its probes
+	retired  record.ProbeCounts  // totals of the probes dropped from probes
 }
 
 type probeRun struct {
-	index    uint32
+	id       uint32 // what its records and counts carry (Options.IDs)
 	pair     config.Pair
 	client   *prober.Client
 	workload *workload.Generator
@@ -54,19 +64,27 @@ type probeRun struct {
 	failures *failureLog
 	backoff  *backoff // nil unless the target has honor_retry_after
 	Stats    Stats
+
+	stop    context.CancelFunc // ends its loops; its requests then drain
+	done    chan struct{}      // closed once its loops and requests have ended
+	retired bool
 }
 
 // Options says which share of the plan this runner owns.
 type Options struct {
 	Worker, Workers int
 	// Drain bounds how long in-flight requests may run on after Run's
-	// context ends before they are canceled.
+	// context ends (or their probe is removed) before they are canceled.
 	Drain time.Duration
 	// Replica tells this instance's draws from another's of the same
 	// configuration: it is mixed with global.seed into every worker's
 	// random draws (prompts, arrival gaps), not into the probe's workload
 	// (its corpus and shared prefix stay the probe's). Empty: no mixing.
 	Replica string
+	// IDs name the configuration's probes (cfg.Pairs() order) in records
+	// and counts; nil numbers them 0, 1, … A probe keeps its ID while it
+	// runs unchanged across reloads.
+	IDs []uint32
 }
 
 // New plans cfg's probes for worker opts.Worker of opts.Workers.
@@ -74,28 +92,55 @@ func New(cfg *config.Config, opts Options, sink Sink, logger *slog.Logger) (*Run
 	if opts.Workers < 1 {
 		opts.Workers = 1
 	}
-	r := &Runner{sink: sink, logger: logger, lateThreshold: time.Duration(cfg.Global.LateDispatchThreshold), drain: opts.Drain}
-	backoffs := map[*config.Target]*backoff{}
+	r := &Runner{sink: sink, logger: logger, lateThreshold: time.Duration(cfg.Global.LateDispatchThreshold), drain: opts.Drain,
+		opts: opts, backoffs: map[string]*backoff{}}
+	probes, err := r.plan(cfg, opts.IDs, nil)
+	if err != nil {
+		return nil, err
+	}
+	r.probes = probes
+	return r, nil
+}
+
+// plan builds cfg's probes whose IDs are not in keep (all when keep is nil).
+func (r *Runner) plan(cfg *config.Config, ids []uint32, keep map[uint32]bool) ([]*probeRun, error) {
+	opts := r.opts
+	var out []*probeRun
+	fail := func(err error) ([]*probeRun, error) {
+		for _, p := range out {
+			p.close()
+		}
+		return nil, err
+	}
 	for i, pair := range cfg.Pairs() {
-		p := &probeRun{index: uint32(i), pair: pair, failures: newFailureLog(logger, cfg, pair)}
-		if t := pair.Target; t.HonorRetryAfter {
-			if backoffs[t] == nil {
-				backoffs[t] = newBackoff(t.Name, t.RetryAfterCap(), loggerOrDiscard(logger))
+		id := uint32(i)
+		if ids != nil {
+			if i >= len(ids) {
+				return fail(fmt.Errorf("%d probe IDs for more probes", len(ids)))
 			}
-			p.backoff = backoffs[t]
+			id = ids[i]
+		}
+		if keep[id] {
+			continue
+		}
+		p := &probeRun{id: id, pair: pair, failures: newFailureLog(r.logger, cfg, pair)}
+		if t := pair.Target; t.HonorRetryAfter {
+			if r.backoffs[t.Name] == nil {
+				r.backoffs[t.Name] = newBackoff(t.Name, t.RetryAfterCap(), loggerOrDiscard(r.logger))
+			}
+			p.backoff = r.backoffs[t.Name]
 		}
 		// The workload (its corpus, its shared prefix) is the probe's, the
 		// same in every worker; the random draws are the worker's own.
 		probeSeed := cfg.Global.Seed + int64(i)*7919
 		p.seed = WorkerSeed(probeSeed^ReplicaSalt(opts.Replica), opts.Worker)
 		var err error
-		if p.client, err = prober.NewClient(pair.Target, logger); err != nil {
-			r.Close()
-			return nil, err // names the target already
+		if p.client, err = prober.NewClient(pair.Target, r.logger); err != nil {
+			return fail(err) // names the target already
 		}
 		if p.workload, err = workload.New(pair.Scenario.Workload, probeSeed); err != nil {
-			r.Close()
-			return nil, fmt.Errorf("scenario %q: %w", pair.Scenario.Name, err)
+			p.close()
+			return fail(fmt.Errorf("scenario %q: %w", pair.Scenario.Name, err))
 		}
 		l := pair.Scenario.Load
 		if p.closed = l.Mode == config.LoadClosed; p.closed {
@@ -103,8 +148,8 @@ func New(cfg *config.Config, opts Options, sink Sink, logger *slog.Logger) (*Run
 			p.cap = int64(p.conc)
 		} else {
 			if p.arrivals, err = NewArrivals(l, opts.Worker, opts.Workers); err != nil {
-				r.Close()
-				return nil, fmt.Errorf("scenario %q: %w", pair.Scenario.Name, err)
+				p.close()
+				return fail(fmt.Errorf("scenario %q: %w", pair.Scenario.Name, err))
 			}
 			p.offset = Offset(l, opts.Worker, opts.Workers)
 			p.cap = int64(SplitConcurrency(l.MaxInFlight, opts.Worker, opts.Workers))
@@ -112,19 +157,69 @@ func New(cfg *config.Config, opts Options, sink Sink, logger *slog.Logger) (*Run
 				p.cap = 1
 			}
 		}
-		r.probes = append(r.probes, p)
+		out = append(out, p)
 	}
-	return r, nil
+	return out, nil
+}
+
+func (p *probeRun) close() {
+	if p.client != nil {
+		p.client.Close()
+	}
+	p.failures.flush()
+}
+
+// Update moves the runner to cfg, whose probes are named by ids: probes whose
+// ID runs already go on untouched; the others start now (their warm-up with
+// them); running probes whose ID is not in ids stop, their in-flight
+// requests finishing within the drain bound. ready, if set, is called once
+// the new probes are planned and before they start. On error nothing
+// changes and ready is not called. cfg's global settings must be those the
+// runner was made with (a reload that changes them restarts everything).
+func (r *Runner) Update(cfg *config.Config, ids []uint32, ready func()) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	want := make(map[uint32]bool, len(ids))
+	for _, id := range ids {
+		want[id] = true
+	}
+	live := map[uint32]bool{}
+	for _, p := range r.probes {
+		if !p.retired && want[p.id] {
+			live[p.id] = true
+		}
+	}
+	added, err := r.plan(cfg, ids, live)
+	if err != nil {
+		return err
+	}
+	if ready != nil {
+		ready() // before the first record of a new probe can exist
+	}
+	for _, p := range r.probes {
+		if !p.retired && !want[p.id] {
+			p.retired = true
+			if p.stop != nil {
+				p.stop()
+			}
+		}
+	}
+	for _, p := range added {
+		r.probes = append(r.probes, p)
+		if r.running {
+			r.start(p)
+		}
+	}
+	return nil
 }
 
 // Close releases the probes' HTTP connections and logs the failures not
 // yet summarised.
 func (r *Runner) Close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	for _, p := range r.probes {
-		if p.client != nil {
-			p.client.Close()
-		}
-		p.failures.flush()
+		p.close()
 	}
 }
 
@@ -132,15 +227,52 @@ func (r *Runner) Close() {
 // the worker was saturated.
 func (r *Runner) SetSaturated(v bool) { r.saturated.Store(v) }
 
-// Snapshots appends each probe's books, in plan order.
-func (r *Runner) Snapshots(dst []record.ProbeCounts) []record.ProbeCounts {
+// Snapshots appends each probe's books, and returns the books of every
+// probe this runner ever ran, summed (they never go backwards when probes
+// are removed). A removed probe is reported once more after its last request
+// has ended (its final counts), then no more.
+func (r *Runner) Snapshots(dst []record.ProbeCounts) ([]record.ProbeCounts, record.ProbeCounts) {
 	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	total := r.retired
+	keep := r.probes[:0]
 	for _, p := range r.probes {
 		c := p.Stats.Snapshot()
+		c.ID = p.id
 		c.BackingOff = p.backoff.active(now)
 		dst = append(dst, c)
+		addCounts(&total, &c)
+		if p.retired && closedChan(p.done) {
+			p.close()
+			addCounts(&r.retired, &c)
+			continue
+		}
+		keep = append(keep, p)
 	}
-	return dst
+	clear(r.probes[len(keep):])
+	r.probes = keep
+	return dst, total
+}
+
+func addCounts(t, c *record.ProbeCounts) {
+	t.Scheduled += c.Scheduled
+	t.Sent += c.Sent
+	t.Dropped += c.Dropped
+	t.BackedOff += c.BackedOff
+	t.Late += c.Late
+}
+
+func closedChan(c chan struct{}) bool {
+	if c == nil {
+		return false
+	}
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
 }
 
 func loggerOrDiscard(l *slog.Logger) *slog.Logger {
@@ -150,11 +282,16 @@ func loggerOrDiscard(l *slog.Logger) *slog.Logger {
 	return l
 }
 
-// InFlight is the total of requests in flight, and Cap their total cap.
+// InFlight is the total of requests in flight, and Cap their total cap
+// (that of live probes).
 func (r *Runner) InFlight() (inFlight, capacity int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	for _, p := range r.probes {
 		inFlight += p.Stats.InFlight.Load()
-		capacity += p.cap
+		if !p.retired {
+			capacity += p.cap
+		}
 	}
 	return inFlight, capacity
 }
@@ -165,37 +302,64 @@ func (r *Runner) InFlight() (inFlight, capacity int64) {
 func (r *Runner) Run(ctx context.Context) {
 	reqCtx, cancelRequests := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelRequests()
-	var requests, loops sync.WaitGroup
-	start := time.Now()
+	r.mu.Lock()
+	r.runCtx, r.reqCtx, r.running = ctx, reqCtx, true
 	for _, p := range r.probes {
-		if p.closed {
-			for i := 0; i < p.conc; i++ {
-				loops.Add(1)
-				go func() {
-					defer loops.Done()
-					r.closedLoop(ctx, reqCtx, p, start, uint64(i))
-				}()
-			}
-			continue
-		}
-		loops.Add(1)
-		go func() {
-			defer loops.Done()
-			r.openLoop(ctx, reqCtx, p, start, &requests)
-		}()
+		r.start(p)
 	}
+	r.mu.Unlock()
 	// A worker may have nothing to send (its share of a closed loop is 0);
 	// it still runs until told to stop, or its supervisor would restart it.
 	<-ctx.Done()
-	loops.Wait()
-	done := make(chan struct{})
-	go func() { requests.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(r.drain):
-		cancelRequests()
-		<-done
+	r.mu.Lock()
+	r.running = false
+	probes := append([]*probeRun(nil), r.probes...)
+	r.mu.Unlock()
+	for _, p := range probes {
+		<-p.done
 	}
+}
+
+// start runs p's loops until its own stop or the runner's end, then gives
+// its in-flight requests the drain bound. Called with r.mu held.
+func (r *Runner) start(p *probeRun) {
+	loopCtx, stop := context.WithCancel(r.runCtx)
+	reqCtx, cancelRequests := context.WithCancel(r.reqCtx)
+	p.stop, p.done = stop, make(chan struct{})
+	if p.retired {
+		stop()
+	}
+	var requests, loops sync.WaitGroup
+	start := time.Now()
+	if p.closed {
+		for i := 0; i < p.conc; i++ {
+			loops.Add(1)
+			go func() {
+				defer loops.Done()
+				r.closedLoop(loopCtx, reqCtx, p, start, uint64(i))
+			}()
+		}
+	} else {
+		loops.Add(1)
+		go func() {
+			defer loops.Done()
+			r.openLoop(loopCtx, reqCtx, p, start, &requests)
+		}()
+	}
+	go func() {
+		defer close(p.done)
+		defer cancelRequests()
+		<-loopCtx.Done()
+		// A closed loop's request is in its loop: the drain bounds both.
+		done := make(chan struct{})
+		go func() { loops.Wait(); requests.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(r.drain):
+			cancelRequests()
+			<-done
+		}
+	}()
 }
 
 // openLoop sends at the arrival process' intended times. It never waits for
@@ -266,7 +430,7 @@ func (r *Runner) closedLoop(ctx, reqCtx context.Context, p *probeRun, start time
 // send measures one request and hands its record to the sink.
 func (r *Runner) send(ctx context.Context, p *probeRun, intended time.Time, warmup bool, prompt workload.Prompt) {
 	rec := record.Get()
-	rec.Probe = p.index
+	rec.Probe = p.id
 	rec.Intended = intended.UnixNano()
 	rec.Warmup = warmup
 	rec.Saturated = r.saturated.Load()
@@ -279,7 +443,7 @@ func (r *Runner) send(ctx context.Context, p *probeRun, intended time.Time, warm
 	if r.lateThreshold > 0 && delay > r.lateThreshold {
 		p.Stats.Late.Add(1)
 	}
-	r.sink.Sent(record.Send{Probe: p.index, ScheduleDelay: delay, Warmup: warmup})
+	r.sink.Sent(record.Send{Probe: p.id, ScheduleDelay: delay, Warmup: warmup})
 	sent := p.client.Do(ctx, prober.Request{Prompt: prompt.Text, MaxTokens: prompt.MaxTokens, Stream: sc.Streamed()}, &rec.Result)
 	cancel()
 	rec.ScheduleDelay = sent.Sub(intended)

@@ -169,7 +169,7 @@ func TestOpenLoopDropsInsteadOfQueueing(t *testing.T) {
 	var last record.ProbeCounts
 	recs := runFor(t, url, "{mode: open, arrival: constant, rate: 100, max_in_flight: 1}", time.Second, func(r *load.Runner) {
 		time.Sleep(990 * time.Millisecond)
-		last = r.Snapshots(nil)[0]
+		last = firstBooks(r)
 	})
 	if last.Scheduled < 90 || last.Dropped < last.Scheduled-10 {
 		t.Errorf("books %+v: want ~100 scheduled, nearly all dropped", last)
@@ -203,4 +203,10 @@ probes: [{targets: [ref], scenarios: [s]}]
 	if len(recs) != 0 {
 		t.Errorf("%d requests from a worker with no share", len(recs))
 	}
+}
+
+// firstBooks is the first probe's books.
+func firstBooks(r *load.Runner) record.ProbeCounts {
+	s, _ := r.Snapshots(nil)
+	return s[0]
 }

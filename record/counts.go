@@ -4,6 +4,8 @@ package record
 // the worker started. They balance: Scheduled = Sent + Dropped + BackedOff,
 // and Sent = the records emitted + InFlight.
 type ProbeCounts struct {
+	// ID is the probe's, as its records carry it (load.Options.IDs).
+	ID                             uint32
 	Scheduled, Sent, Dropped, Late uint64
 	InFlight                       int64
 	// BackedOff counts arrivals not sent because the target asked to be

@@ -26,7 +26,7 @@
 //	           uv len(EmitLags), then per lag: zz lag
 //	sample:    the scalar fields of Sample in declaration order, zz for
 //	           signed, uv for unsigned, f64 for float64, byte for bool;
-//	           then uv len(Probes), and per probe: uv Scheduled, uv Sent,
+//	           then uv len(Probes), and per probe: uv ID, uv Scheduled, uv Sent,
 //	           uv Dropped, uv Late, zz InFlight, uv BackedOff,
 //	           byte BackingOff (0 or 1)
 //	heartbeat: uv seq, zz unix nanoseconds
@@ -301,6 +301,7 @@ func appendSample(b []byte, s *Sample) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s.Probes)))
 	for i := range s.Probes {
 		c := &s.Probes[i]
+		b = binary.AppendUvarint(b, uint64(c.ID))
 		b = binary.AppendUvarint(b, c.Scheduled)
 		b = binary.AppendUvarint(b, c.Sent)
 		b = binary.AppendUvarint(b, c.Dropped)
@@ -552,10 +553,11 @@ func (d *Decoder) DecodeSample(s *Sample) error {
 	default:
 		p.fail("saturated flag is neither 0 nor 1")
 	}
-	n := p.count("probes", 7)
+	n := p.count("probes", 8)
 	s.Probes = s.Probes[:0]
 	for i := 0; i < n && p.err == nil; i++ {
 		c := ProbeCounts{
+			ID:        p.uint32("probe ID"),
 			Scheduled: p.uvarint(), Sent: p.uvarint(), Dropped: p.uvarint(), Late: p.uvarint(), InFlight: p.varint(),
 			BackedOff: p.uvarint(),
 		}

@@ -18,24 +18,35 @@ import (
 type inProcess struct {
 	cancel context.CancelFunc
 	done   chan struct{}
+	runner *load.Runner
+	table  *probeTable
 }
 
 func (g *inProcess) stop()                     { g.cancel() }
 func (g *inProcess) finished() <-chan struct{} { return g.done }
 
+func (g *inProcess) update(cfg *config.Config, ids []uint32, resolve resolveFunc) error {
+	return g.runner.Update(cfg, ids, func() {
+		probes, _ := resolve()
+		g.table.set(ids, probes)
+	})
+}
+
 // startInProcess plans cfg and, once that succeeded, resolves its series and
-// starts its load; records flow to the probes (indexed like cfg.Pairs()) and
-// samples to the one worker.
-func startInProcess(cfg *config.Config, resolve func() ([]*collector.Probe, []*collector.Worker), opts Options, logger *slog.Logger) (*inProcess, error) {
+// starts its load; records flow to the probes (named by ids, in
+// cfg.Pairs() order) and samples to the one worker.
+func startInProcess(cfg *config.Config, ids []uint32, resolve resolveFunc, opts Options, logger *slog.Logger) (*inProcess, error) {
 	q := collector.NewQueue()
-	runner, err := load.New(cfg, load.Options{Worker: 0, Workers: 1, Drain: opts.Drain, Replica: opts.Replica}, q, logger)
+	runner, err := load.New(cfg, load.Options{Worker: 0, Workers: 1, Drain: opts.Drain, Replica: opts.Replica, IDs: ids}, q, logger)
 	if err != nil {
 		return nil, err
 	}
 	probes, workers := resolve()
+	table := newProbeTable()
+	table.set(ids, probes)
 	worker := workers[0]
 	ctx, cancel := context.WithCancel(context.Background())
-	g := &inProcess{cancel: cancel, done: make(chan struct{})}
+	g := &inProcess{cancel: cancel, done: make(chan struct{}), runner: runner, table: table}
 	finished := make(chan struct{})
 	go func() {
 		runner.Run(ctx)
@@ -44,8 +55,8 @@ func startInProcess(cfg *config.Config, resolve func() ([]*collector.Probe, []*c
 	}()
 	go func() {
 		defer close(g.done)
-		a := &aggregator{retired: ctx.Done(), q: q, probes: probes, worker: worker, runner: runner, sampler: newSampler(runner),
-			books: collector.NewBooks(probes), inc: worker.Start(), opts: opts, logger: logger}
+		a := &aggregator{retired: ctx.Done(), q: q, probes: table, worker: worker, runner: runner, sampler: newSampler(runner),
+			books: collector.NewBooks(table.get), inc: worker.Start(), opts: opts, logger: logger}
 		a.run(finished)
 	}()
 	return g, nil
@@ -56,7 +67,7 @@ func startInProcess(cfg *config.Config, resolve func() ([]*collector.Probe, []*c
 type aggregator struct {
 	retired   <-chan struct{}
 	q         *collector.Queue
-	probes    []*collector.Probe
+	probes    *probeTable
 	worker    *collector.Worker
 	runner    *load.Runner
 	sampler   *sampler
@@ -91,14 +102,14 @@ func (a *aggregator) run(finished <-chan struct{}) {
 func (a *aggregator) observe() {
 	for _, it := range a.q.Drain() {
 		if it.Record == nil {
-			if int(it.Send.Probe) < len(a.probes) {
-				a.probes[it.Send.Probe].ObserveSend(it.Send)
+			if p := a.probes.get(it.Send.Probe); p != nil {
+				p.ObserveSend(it.Send)
 			}
 			a.worker.ObserveSend(it.Send)
 			continue
 		}
-		if r := it.Record; int(r.Probe) < len(a.probes) {
-			a.probes[r.Probe].Observe(r)
+		if p := a.probes.get(it.Record.Probe); p != nil {
+			p.Observe(it.Record)
 		}
 		record.Put(it.Record)
 	}

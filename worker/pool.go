@@ -35,12 +35,22 @@ type Options struct {
 type generation interface {
 	stop()                     // stop scheduling; in-flight requests drain
 	finished() <-chan struct{} // closed once every request sent is recorded
+	// update moves the running load to a reloaded cfg in place: probes
+	// whose IDs run already go on untouched, the others start, and probes
+	// not in ids stop (draining). resolve is called once the new probes are
+	// planned, before any of them sends.
+	update(cfg *config.Config, ids []uint32, resolve resolveFunc) error
 }
 
-// Pool runs the load of the current config and replaces it on reload. A
-// replaced generation stops scheduling at once while its in-flight requests
-// finish and are recorded; the metrics live across generations, so counters
-// continue.
+// resolveFunc resolves a configuration's series (in pair order) and sets its
+// configuration gauges: only once the configuration is known to run.
+type resolveFunc func() ([]*collector.Probe, []*collector.Worker)
+
+// Pool runs the load of the current config. A reload updates it in place,
+// probe by probe (Apply); only a change of the global settings or of a named
+// file replaces the generation, which then stops scheduling at once while
+// its in-flight requests finish and are recorded. The metrics live across
+// generations, so counters continue.
 type Pool struct {
 	metrics *collector.Metrics
 	sat     *collector.Saturation
@@ -49,7 +59,10 @@ type Pool struct {
 
 	mu       sync.Mutex
 	current  generation
+	running  *config.Config     // the configuration current runs
 	probes   map[[2]string]bool // configured (target, scenario) label pairs
+	ids      map[[2]string]uint32
+	lastID   uint32
 	draining sync.WaitGroup
 }
 
@@ -65,11 +78,15 @@ func NewPool(metrics *collector.Metrics, sat *collector.Saturation, opts Options
 		}
 		opts.Command = []string{exe, "worker"}
 	}
-	return &Pool{metrics: metrics, sat: sat, opts: opts, logger: logger, probes: map[[2]string]bool{}}, nil
+	return &Pool{metrics: metrics, sat: sat, opts: opts, logger: logger, probes: map[[2]string]bool{}, ids: map[[2]string]uint32{}}, nil
 }
 
-// Apply starts cfg's load, replacing the running one. On error the running
-// load is left untouched.
+// Apply starts cfg's load. A reload keeps running, untouched, every probe
+// that cfg configures exactly as the running configuration does (its
+// connections, warm-up and schedule go on), restarts those that changed,
+// starts the new ones and stops the removed ones, in the running workers;
+// only a change of the global settings or of a file the configuration names
+// restarts everything. On error the running load is left untouched.
 func (p *Pool) Apply(cfg *config.Config) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -93,49 +110,81 @@ func (p *Pool) Apply(cfg *config.Config) error {
 		}
 		return probes, workers
 	}
-	keep := make(map[[2]string]bool, len(pairs))
-	for _, pair := range pairs {
-		keep[[2]string{pair.Target.Name, pair.Scenario.Name}] = true
+	// A probe that runs on unchanged keeps its ID; any other gets a new one,
+	// so that its new run's counts (from zero) are never taken for the old
+	// run's.
+	unchanged := map[[2]string]bool{}
+	if p.current != nil {
+		unchanged = config.Unchanged(p.running, cfg)
 	}
-	var next generation
+	keep := make(map[[2]string]bool, len(pairs))
+	ids := make([]uint32, len(pairs))
+	nextIDs := make(map[[2]string]uint32, len(pairs))
+	lastID := p.lastID
+	kept := 0
+	for i, pair := range pairs {
+		k := [2]string{pair.Target.Name, pair.Scenario.Name}
+		keep[k] = true
+		if id, ok := p.ids[k]; ok && unchanged[k] {
+			ids[i] = id
+			kept++
+		} else {
+			lastID++
+			ids[i] = lastID
+		}
+		nextIDs[k] = ids[i]
+	}
 	if p.opts.Workers == 0 {
-		// startInProcess plans the load itself; Plan's TLS check, which
-		// names the field at fault, comes first.
+		// The runner plans the load itself; Plan's TLS check, which names
+		// the field at fault, comes first.
 		if err := checkTLSFiles(cfg); err != nil {
 			return err
 		}
-		g, err := startInProcess(cfg, resolve, p.opts, p.logger)
+	} else if err := Plan(cfg, n, p.logger); err != nil {
+		// Planned here, so that what would only fail inside the workers (an
+		// unreadable CA file, a dataset that does not parse) fails the
+		// reload instead of sending every worker into a restart loop.
+		return err
+	}
+	if p.current != nil && len(unchanged) > 0 {
+		if err := p.current.update(cfg, ids, resolve); err != nil {
+			return err
+		}
+	} else {
+		next, err := p.start(cfg, ids, resolve, n)
 		if err != nil {
 			return err
 		}
-		next = g
-	} else {
-		// Plan once here, so that what would only fail inside the workers
-		// (an unreadable CA file, a dataset that does not parse) fails the
-		// reload instead of sending every worker into a restart loop.
-		if err := Plan(cfg, n, p.logger); err != nil {
-			return err
+		if p.current != nil {
+			p.retire(p.current)
 		}
-		probes, workers := resolve()
-		data, dir := cfg.Source()
-		next = startProcesses(&procPlan{
-			exe: p.opts.Command[0], args: p.opts.Command[1:], env: workerEnv(Cores(), n),
-			assign: Assignment{Config: data, BaseDir: dir, Workers: n, Drain: p.opts.Drain, Replica: p.opts.Replica,
-				SampleInterval: p.opts.SampleInterval, Thresholds: p.opts.Thresholds},
-			probes: probes, workers: workers, cores: max(1, (Cores()+n-1)/n), logger: p.logger,
-		})
-	}
-	if p.current != nil {
-		p.retire(p.current)
+		p.current = next
 	}
 	for k := range p.probes {
 		if !keep[k] {
 			p.metrics.Forget(k[0], k[1])
 		}
 	}
-	p.current, p.probes = next, keep
-	p.logger.Info("load started", "probes", len(pairs), "workers", p.opts.Workers)
+	p.probes, p.ids, p.lastID, p.running = keep, nextIDs, lastID, cfg
+	p.logger.Info("load started", "probes", len(pairs), "unchanged", kept, "workers", p.opts.Workers)
 	return nil
+}
+
+// start begins a new generation for cfg.
+func (p *Pool) start(cfg *config.Config, ids []uint32, resolve resolveFunc, n int) (generation, error) {
+	if p.opts.Workers == 0 {
+		return startInProcess(cfg, ids, resolve, p.opts, p.logger)
+	}
+	probes, workers := resolve()
+	table := newProbeTable()
+	table.set(ids, probes)
+	data, dir := cfg.Source()
+	return startProcesses(&procPlan{
+		exe: p.opts.Command[0], args: p.opts.Command[1:], env: workerEnv(Cores(), n),
+		assign: Assignment{Config: data, BaseDir: dir, Workers: n, Drain: p.opts.Drain, Replica: p.opts.Replica,
+			SampleInterval: p.opts.SampleInterval, Thresholds: p.opts.Thresholds, IDs: ids},
+		probes: table, workers: workers, cores: max(1, (Cores()+n-1)/n), logger: p.logger,
+	}), nil
 }
 
 func (p *Pool) retire(g generation) {

@@ -15,9 +15,11 @@ import (
 	"github.com/llmprobe/llmprobe/record"
 )
 
-// Assignment is what the supervisor tells a worker process, as one JSON
-// value on its standard input. Closing that input afterwards tells the
-// worker to stop (drain, flush, exit); so does the supervisor's death.
+// Assignment is what the supervisor tells a worker process, as JSON values
+// on its standard input: the first starts the load; each later one moves it
+// to a reloaded configuration, its probes that kept their IDs running on
+// untouched. Closing that input tells the worker to stop (drain, flush,
+// exit); so does the supervisor's death.
 type Assignment struct {
 	Config         []byte        // the configuration's YAML, as the supervisor validated it
 	BaseDir        string        // where its relative paths resolve
@@ -26,7 +28,8 @@ type Assignment struct {
 	Drain          time.Duration // in-flight bound after stop
 	SampleInterval time.Duration // saturation window and heartbeat period
 	Thresholds     Thresholds
-	Replica        string // mixed into the random draws (load.Options)
+	Replica        string   // mixed into the random draws (load.Options)
+	IDs            []uint32 // the probes' IDs, in the configuration's pair order
 }
 
 // Serve is a worker process' whole life: run the assigned share of the load
@@ -43,16 +46,31 @@ func Serve(in io.Reader, out io.Writer, logger *slog.Logger) error {
 	}
 	logger = logger.With("worker", a.Worker)
 	q := collector.NewQueue()
-	runner, err := load.New(cfg, load.Options{Worker: a.Worker, Workers: a.Workers, Drain: a.Drain, Replica: a.Replica}, q, logger)
+	runner, err := load.New(cfg, load.Options{Worker: a.Worker, Workers: a.Workers, Drain: a.Drain, Replica: a.Replica, IDs: a.IDs}, q, logger)
 	if err != nil {
 		return err
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	go func() {
-		// End of input: the supervisor stops us, or is gone.
-		io.Copy(io.Discard, io.MultiReader(dec.Buffered(), in))
-		stop()
+		// End of input (or anything but an assignment): the supervisor
+		// stops us, or is gone.
+		defer stop()
+		for {
+			var next Assignment
+			if err := dec.Decode(&next); err != nil {
+				return
+			}
+			cfg, err := config.LoadBytes(next.Config, next.BaseDir)
+			if err == nil {
+				err = runner.Update(cfg, next.IDs, nil)
+			}
+			if err != nil {
+				// The supervisor planned it: this is not expected. The
+				// running load goes on as it was.
+				logger.Error("applying a reloaded assignment", "err", err)
+			}
+		}
 	}()
 	finished := make(chan struct{})
 	go func() {

@@ -96,13 +96,9 @@ func Cores() int { return runtime.GOMAXPROCS(0) }
 func (sm *sampler) sample(s *record.Sample, backlog int64) {
 	probes := s.Probes[:0]
 	*s = record.Sample{UnixNano: time.Now().UnixNano(), PipeBacklogBytes: backlog}
-	s.Probes = sm.runner.Snapshots(probes)
-	for _, p := range s.Probes {
-		s.Scheduled += p.Scheduled
-		s.Sent += p.Sent
-		s.Dropped += p.Dropped
-		s.Late += p.Late
-	}
+	var total record.ProbeCounts
+	s.Probes, total = sm.runner.Snapshots(probes)
+	s.Scheduled, s.Sent, s.Dropped, s.Late = total.Scheduled, total.Sent, total.Dropped, total.Late
 	s.InFlight, s.InFlightCap = sm.runner.InFlight()
 	s.CPUSeconds = cpuSeconds()
 	metrics.Read(sm.rt)

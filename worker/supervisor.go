@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/llmprobe/llmprobe/collector"
+	"github.com/llmprobe/llmprobe/config"
 	"github.com/llmprobe/llmprobe/record"
 )
 
@@ -36,27 +37,57 @@ const (
 type processes struct {
 	cancel context.CancelFunc
 	done   chan struct{}
+	plan   *procPlan
 }
 
 func (g *processes) stop()                     { g.cancel() }
 func (g *processes) finished() <-chan struct{} { return g.done }
+
+// update sends every running worker the reloaded assignment (a worker that
+// restarts later starts from it): probes that keep their IDs run on
+// untouched in every worker.
+func (g *processes) update(cfg *config.Config, ids []uint32, resolve resolveFunc) error {
+	p := g.plan
+	probes, _ := resolve()
+	p.probes.set(ids, probes)
+	data, dir := cfg.Source()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.assign.Config, p.assign.BaseDir, p.assign.IDs = data, dir, ids
+	for i, in := range p.stdins {
+		if in == nil {
+			continue
+		}
+		a := p.assign
+		a.Worker = i
+		if err := json.NewEncoder(in).Encode(a); err != nil {
+			// Its restart will start from the new assignment.
+			p.logger.Error("sending a reloaded assignment", "worker", i, "err", err)
+		}
+	}
+	return nil
+}
 
 // procPlan is what every worker of a generation shares.
 type procPlan struct {
 	exe     string
 	args    []string
 	env     []string
-	assign  Assignment
-	probes  []*collector.Probe
+	probes  *probeTable
 	workers []*collector.Worker
 	cores   int
 	logger  *slog.Logger
+
+	mu     sync.Mutex
+	assign Assignment       // the latest: restarted workers start from it
+	stdins []io.WriteCloser // each running worker's input, nil while it is not
 }
 
 // startProcesses starts n supervised worker processes for the plan.
 func startProcesses(p *procPlan) *processes {
 	ctx, cancel := context.WithCancel(context.Background())
-	g := &processes{cancel: cancel, done: make(chan struct{})}
+	g := &processes{cancel: cancel, done: make(chan struct{}), plan: p}
+	p.stdins = make([]io.WriteCloser, len(p.workers))
 	var wg sync.WaitGroup
 	for i := range p.workers {
 		wg.Add(1)
@@ -118,11 +149,19 @@ func (p *procPlan) runOnce(ctx context.Context, i int, logger *slog.Logger) erro
 		return fmt.Errorf("starting worker: %w", err)
 	}
 	recW.Close()
+	p.mu.Lock()
 	a := p.assign
 	a.Worker = i
 	if err := json.NewEncoder(stdin).Encode(a); err != nil {
 		logger.Error("sending the assignment", "err", err)
 	}
+	p.stdins[i] = stdin
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.stdins[i] = nil
+		p.mu.Unlock()
+	}()
 
 	// lastFrame is the monotonic time since started of the last frame read:
 	// a wall-clock step must not make a healthy worker look hung.
@@ -132,7 +171,7 @@ func (p *procPlan) runOnce(ctx context.Context, i int, logger *slog.Logger) erro
 	go p.watch(ctx, cmd, stdin, started, &lastFrame, exited, logger)
 
 	inc := p.workers[i].Start()
-	books := collector.NewBooks(p.probes)
+	books := collector.NewBooks(p.probes.get)
 	open := p.read(ctx, recR, func() { cmd.Process.Kill() }, inc, books, p.workers[i], started, &lastFrame)
 	waitErr := cmd.Wait()
 	close(exited)
@@ -142,9 +181,9 @@ func (p *procPlan) runOnce(ctx context.Context, i int, logger *slog.Logger) erro
 	// were sent but will never be measured: lost with the worker. (A worker
 	// that stops as told records every request first.)
 	var lost uint64
-	for i, n := range open {
-		if n > 0 {
-			p.probes[i].Lose(uint64(n))
+	for id, n := range open {
+		if pr := p.probes.get(id); pr != nil && n > 0 {
+			pr.Lose(uint64(n))
 			lost += uint64(n)
 		}
 	}
@@ -186,11 +225,11 @@ func (p *procPlan) watch(ctx context.Context, cmd *exec.Cmd, stdin io.Closer, st
 
 // read decodes frames until the worker closes its end; it returns, per
 // probe, how many requests the worker reported sent and never ended.
-func (p *procPlan) read(ctx context.Context, r io.Reader, kill func(), inc *collector.Incarnation, books *collector.Books, w *collector.Worker, started time.Time, lastFrame *atomic.Int64) []int64 {
+func (p *procPlan) read(ctx context.Context, r io.Reader, kill func(), inc *collector.Incarnation, books *collector.Books, w *collector.Worker, started time.Time, lastFrame *atomic.Int64) map[uint32]int64 {
 	dec := record.NewDecoder(r)
 	var rec record.Record
 	var sample record.Sample
-	open := make([]int64, len(p.probes))
+	open := map[uint32]int64{}
 	for {
 		kind, err := dec.Next()
 		if err != nil {
@@ -210,8 +249,8 @@ func (p *procPlan) read(ctx context.Context, r io.Reader, kill func(), inc *coll
 				p.logger.Error("bad record frame", "err", err)
 				continue
 			}
-			if int(rec.Probe) < len(p.probes) {
-				p.probes[rec.Probe].Observe(&rec)
+			if pr := p.probes.get(rec.Probe); pr != nil {
+				pr.Observe(&rec)
 				open[rec.Probe]--
 			}
 		case record.KindSend:
@@ -220,8 +259,8 @@ func (p *procPlan) read(ctx context.Context, r io.Reader, kill func(), inc *coll
 				p.logger.Error("bad send frame", "err", err)
 				continue
 			}
-			if int(s.Probe) < len(p.probes) {
-				p.probes[s.Probe].ObserveSend(s)
+			if pr := p.probes.get(s.Probe); pr != nil {
+				pr.ObserveSend(s)
 				open[s.Probe]++
 			}
 			w.ObserveSend(s)
