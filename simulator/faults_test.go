@@ -136,9 +136,11 @@ func TestStallFault(t *testing.T) {
 		t.Fatal(err)
 	}
 	sum := checkStream(t, evs, apiChat, false) // the stream completes
-	// The endpoint's own emit stamps, not the receive times: a receive-side
-	// gap can be shorter than the stall by the previous event's lateness
-	// when the machine is busy.
+	// The endpoint's own emit stamps, not the receive times, and still a
+	// margin: the stall delays event 2's scheduled emit by 250 ms, but on a
+	// busy machine event 1 may itself go out late (by 0.2 ms seen beside a
+	// CPU hog, by more now and then), and the gap between the actual emits
+	// is short by that much. The stall is still the one long silence.
 	var longest time.Duration
 	at := -1
 	for i := 1; i < len(sum.textEvents); i++ {
@@ -147,8 +149,8 @@ func TestStallFault(t *testing.T) {
 			longest, at = g, i
 		}
 	}
-	if longest < 250*time.Millisecond || at != 2 {
-		t.Errorf("longest silence between emits %v before text event %d, want ≥250ms before event 2", longest, at)
+	if longest < 200*time.Millisecond || at != 2 {
+		t.Errorf("longest silence between emits %v before text event %d, want about 250ms (≥200ms) before event 2", longest, at)
 	}
 }
 
