@@ -28,9 +28,10 @@ if ! command -v g++ >/dev/null 2>&1 || [ ! -e /usr/include/nlohmann/json_fwd.hpp
 fi
 LLMPROBE_OLLAMA=$(tools/ollama/build.sh)
 export LLMPROBE_OLLAMA
-# One package at a time: several tests assert sub-millisecond timings and
-# would measure each other if run side by side on a 2-core machine.
+# One package at a time: several tests drive load and read timings (with
+# tolerances that hold beside a CPU hog), and would load each other if run
+# side by side on a 2-core machine.
 go test -p 1 -count=1 -timeout 20m ./...
 # Again under the race detector. The accuracy test is left to the run above:
-# its sub-millisecond tolerances do not hold under the detector's slowdown.
+# its best-case bound (2 ms) does not hold under the detector's slowdown.
 go test -race -p 1 -count=1 -timeout 20m -skip 'TestAccuracyAgainstGroundTruth' ./...
