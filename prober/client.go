@@ -22,6 +22,7 @@ import (
 	"unicode/utf8"
 
 	promconfig "github.com/prometheus/common/config"
+	"golang.org/x/oauth2"
 
 	"github.com/llmprobe/llmprobe/config"
 )
@@ -663,11 +664,16 @@ func classify(ctx context.Context, err error, afterHeaders bool) Outcome {
 		return OutcomeCanceled
 	}
 	var pathErr *fs.PathError
+	var tokenErr *oauth2.RetrieveError
 	switch {
 	case !afterHeaders && errors.As(err, &pathErr):
 		// prometheus/common reads credentials, passwords and client
 		// certificates from their files as each request is built: nothing
 		// was sent.
+		return OutcomeClientConfigError
+	case !afterHeaders && errors.As(err, &tokenErr):
+		// The oauth2 token endpoint refused the client's credentials:
+		// nothing was sent to the target.
 		return OutcomeClientConfigError
 	case errors.Is(err, context.DeadlineExceeded):
 		return OutcomeTimeout

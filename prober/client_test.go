@@ -459,6 +459,32 @@ func TestRetryAfter(t *testing.T) {
 	}
 }
 
+// An oauth2 token endpoint that refuses the client's credentials: nothing
+// reaches the target, and the outcome says it is llmprobe's configuration.
+func TestClientOAuth2TokenRefused(t *testing.T) {
+	const secret = "oauth-client-secret-5ec7e7"
+	var hits atomic.Int32
+	mux := http.NewServeMux()
+	mux.HandleFunc("/token", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		io.WriteString(w, `{"error":"invalid_client","error_description":"bad client secret"}`)
+	})
+	mux.HandleFunc("/v1/chat/completions", func(w http.ResponseWriter, r *http.Request) { hits.Add(1) })
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	c := newTestClient(t, srv.URL, "", func(tg *config.Target) {
+		tg.HTTPClientConfig.OAuth2 = &promconfig.OAuth2{ClientID: "c", ClientSecret: secret, TokenURL: srv.URL + "/token"}
+	})
+	res := do(t, c, Request{Prompt: "p", Stream: true}, 5*time.Second)
+	if res.Outcome != OutcomeClientConfigError || hits.Load() != 0 {
+		t.Fatalf("outcome %v (%s) with %d requests at the target, want client_config_error and none", res.Outcome, res.Detail, hits.Load())
+	}
+	if !strings.Contains(res.Detail, "invalid_client") || strings.Contains(res.Detail, secret) {
+		t.Errorf("detail %q: want the token endpoint's answer, never the secret", res.Detail)
+	}
+}
+
 func statusHandler(code int) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, `{"error":{"message":"nope"}}`, code)
