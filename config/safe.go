@@ -17,9 +17,8 @@ import (
 // SafeConfig holds the running configuration; Reload swaps it only when the
 // new file loads and validates.
 type SafeConfig struct {
-	mu    sync.RWMutex
-	c     *Config
-	files []fileStamp // the files c refers to, as they were when it was loaded
+	mu sync.RWMutex
+	c  *Config
 
 	reloadSuccess prometheus.Gauge
 	reloadSeconds prometheus.Gauge
@@ -49,13 +48,9 @@ func (sc *SafeConfig) Get() *Config {
 	return sc.c
 }
 
-// Set installs c (for instance Default's) as the running configuration and
-// counts it as a successful load.
-func (sc *SafeConfig) Set(c *Config) { sc.set(c, stampFiles(c)) }
-
-func (sc *SafeConfig) set(c *Config, files []fileStamp) {
+func (sc *SafeConfig) set(c *Config) {
 	sc.mu.Lock()
-	sc.c, sc.files = c, files
+	sc.c = c
 	sc.mu.Unlock()
 	sc.succeeded()
 }
@@ -108,11 +103,11 @@ func (sc *SafeConfig) ReloadApply(load func() (*Config, error), apply func(*Conf
 	if err != nil {
 		return fail(err)
 	}
-	files := stampFiles(c)
 	sc.mu.RLock()
-	running, runningFiles := sc.c, sc.files
+	running := sc.c
 	sc.mu.RUnlock()
-	if running != nil && sameFiles(runningFiles, files) && sameSettings(running, c) {
+	// Each configuration stamped the files it names when it was loaded.
+	if running != nil && sameFiles(running.stamps, c.stamps) && sameSettings(running, c) {
 		sc.succeeded()
 		logger.Info("configuration unchanged; the running load goes on untouched", "pairs", len(running.Pairs()))
 		return false, nil
@@ -122,7 +117,7 @@ func (sc *SafeConfig) ReloadApply(load func() (*Config, error), apply func(*Conf
 			return fail(err)
 		}
 	}
-	sc.set(c, files)
+	sc.set(c)
 	logger.Info("Loaded config", "pairs", len(c.Pairs()))
 	return true, nil
 }
@@ -156,7 +151,7 @@ func sameSettings(a, b *Config) bool {
 	}
 	x, y := *fresh, *b
 	x.source, y.source = nil, nil
-	x.stamps, y.stamps = nil, nil // the files are compared by ReloadApply
+	x.stamps, y.stamps = nil, nil // compared by ReloadApply, as they were at each load
 	return reflect.DeepEqual(x, y)
 }
 
