@@ -2,9 +2,7 @@ package load
 
 import (
 	"log/slog"
-	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -42,8 +40,8 @@ func newFailureLog(logger *slog.Logger, cfg *config.Config, pair config.Pair) *f
 	}
 	return &failureLog{logger: logger, since: time.Now(), attrs: []any{
 		"target", t.Name, "scenario", sc.Name,
-		"config", fieldPath("targets", cfg.Targets, t) + " (api " + string(api) + ", url " + shownURL(t.URL) + ", model " + t.Model + ") × " +
-			fieldPath("scenarios", cfg.Scenarios, sc) + " (stream " + boolWord(sc.Streamed()) + ", timeout " + sc.Timeout.String() + ")",
+		"config", fieldPath("targets", cfg.Targets, t) + " (api " + string(api) + ", url " + prober.ShownURL(t.URL) + ", model " + t.Model + ") × " +
+			fieldPath("scenarios", cfg.Scenarios, sc) + " (stream " + strconv.FormatBool(sc.Streamed()) + ", timeout " + sc.Timeout.String() + ")",
 	}}
 }
 
@@ -103,22 +101,4 @@ func fieldPath[T any](list string, all []T, e *T) string {
 		}
 	}
 	return list
-}
-
-// shownURL is a target URL fit for a log line: no userinfo, no query (either
-// may hold a key).
-func shownURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparseable)"
-	}
-	u.User, u.RawQuery, u.Fragment = nil, "", ""
-	return strings.TrimSuffix(u.String(), "/")
-}
-
-func boolWord(b bool) string {
-	if b {
-		return "true"
-	}
-	return "false"
 }

@@ -644,14 +644,12 @@ func retryAfter(v string, now time.Time) time.Duration {
 	return 0
 }
 
-// shownLocation is a redirect target fit for a log: no userinfo, no query.
+// shownLocation is a redirect target fit for a log.
 func shownLocation(loc string) string {
-	u, err := url.Parse(loc)
-	if err != nil || loc == "" {
-		return "(no usable Location)"
+	if loc == "" {
+		return "(no Location)"
 	}
-	u.User, u.RawQuery, u.Fragment = nil, "", ""
-	return u.String()
+	return ShownURL(loc)
 }
 
 // classify maps an error to an outcome. The context decides first: its

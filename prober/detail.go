@@ -55,6 +55,17 @@ func (c *Client) detail(msg string) string {
 	return msg
 }
 
+// ShownURL is a URL fit for a log line or a failure detail: no userinfo, no
+// query, no fragment (any of them may hold a key).
+func ShownURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparseable URL)"
+	}
+	u.User, u.RawQuery, u.Fragment = nil, "", ""
+	return strings.TrimSuffix(u.String(), "/")
+}
+
 // errorDetail is a transport or stream error without the request URL that
 // net/http wraps around it (the URL is in the probe's config, and its query
 // could hold a key).
