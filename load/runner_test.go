@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -209,4 +211,40 @@ probes: [{targets: [ref], scenarios: [s]}]
 func firstBooks(r *load.Runner) record.ProbeCounts {
 	s, _ := r.Snapshots(nil)
 	return s[0]
+}
+
+// The drain bound holds for closed loops too: a closed loop's request is
+// sent from its loop, and a server that holds it does not hold the stop for
+// the scenario timeout; the request ends canceled, with its record.
+func TestClosedLoopRequestsDrainWithinTheBound(t *testing.T) {
+	release := make(chan struct{})
+	hold := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	defer hold.Close()
+	defer close(release)
+	cfg, err := config.LoadBytes([]byte(fmt.Sprintf(`
+targets: [{name: ref, url: %q, model: m}]
+scenarios: [{name: s, load: {mode: closed, concurrency: 2}, timeout: 1m}]
+probes: [{targets: [ref], scenarios: [s]}]
+`, hold.URL)), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	recs := runShare(t, cfg, load.Options{Workers: 1, Drain: 300 * time.Millisecond}, 200*time.Millisecond, nil)
+	if took := time.Since(began); took > 30*time.Second {
+		t.Errorf("stopping took %v: the held requests waited for their 1m timeout, not the 300ms drain", took)
+	}
+	if len(recs) != 2 {
+		t.Fatalf("%d records, want the 2 held requests", len(recs))
+	}
+	for _, r := range recs {
+		if r.Outcome != prober.OutcomeCanceled {
+			t.Errorf("outcome %v, want canceled after the drain bound", r.Outcome)
+		}
+	}
 }
