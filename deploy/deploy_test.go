@@ -23,8 +23,8 @@ import (
 	"github.com/prometheus/common/version"
 	"go.yaml.in/yaml/v2"
 
-	"github.com/llmprobe/llmprobe/collector"
-	"github.com/llmprobe/llmprobe/config"
+	"github.com/llmprobe/llmprobe/internal/config"
+	"github.com/llmprobe/llmprobe/internal/metrics"
 )
 
 // Paths relative to this package's directory, where go test runs.
@@ -117,7 +117,7 @@ func exportedNames(t *testing.T) map[string]bool {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(versioncollector.NewCollector("llmprobe"))
-	m := collector.New(reg)
+	m := metrics.New(reg)
 	cfg, err := config.Default("http://127.0.0.1:1")
 	if err != nil {
 		t.Fatal(err)
@@ -128,7 +128,7 @@ func exportedNames(t *testing.T) map[string]bool {
 		}
 		m.ForProbe("t", &cfg.Scenarios[i])
 	}
-	collector.NewSaturation(reg).Worker("0", 1)
+	metrics.NewSaturation(reg).Worker("0", 1)
 	config.NewSafeConfig(reg)
 	mfs, err := reg.Gather()
 	if err != nil {

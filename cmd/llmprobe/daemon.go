@@ -29,10 +29,10 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
-	"github.com/llmprobe/llmprobe/collector"
-	"github.com/llmprobe/llmprobe/config"
+	"github.com/llmprobe/llmprobe/internal/config"
+	"github.com/llmprobe/llmprobe/internal/metrics"
+	"github.com/llmprobe/llmprobe/internal/worker"
 	"github.com/llmprobe/llmprobe/simulator"
-	"github.com/llmprobe/llmprobe/worker"
 )
 
 // defaultListenAddress: the 9100–9999 exporter range of Prometheus' default
@@ -111,7 +111,7 @@ func runDaemon(f *daemonFlags, logger *slog.Logger) error {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
-	metrics := collector.New(reg)
+	registry := metrics.New(reg)
 	opts := worker.Options{Workers: f.workers, Drain: f.drain, Thresholds: worker.DefaultThresholds, Replica: f.replica}
 	if f.workers > 0 {
 		exe, err := os.Executable()
@@ -120,7 +120,7 @@ func runDaemon(f *daemonFlags, logger *slog.Logger) error {
 		}
 		opts.Command = []string{exe, "worker", "--log.level=" + f.log.Level.String(), "--log.format=" + f.log.Format.String()}
 	}
-	pool, err := worker.NewPool(metrics, collector.NewSaturation(reg), opts, logger)
+	pool, err := worker.NewPool(registry, metrics.NewSaturation(reg), opts, logger)
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,7 @@ import (
 	promslogflag "github.com/prometheus/common/promslog/flag"
 	"github.com/prometheus/common/version"
 
-	"github.com/llmprobe/llmprobe/config"
+	"github.com/llmprobe/llmprobe/internal/config"
 )
 
 // A subcommand registers its flags and returns what runs it.

@@ -10,7 +10,7 @@ import (
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/prometheus/common/promslog"
 
-	"github.com/llmprobe/llmprobe/worker"
+	"github.com/llmprobe/llmprobe/internal/worker"
 )
 
 // workerCommand is the hidden subcommand the daemon re-executes itself with

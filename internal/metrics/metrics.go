@@ -1,0 +1,334 @@
+// Package metrics defines llmprobe's metrics and turns records into them.
+// Every per-request series is resolved once per probe (target, scenario) when
+// the plan is made, so observing a record does no label lookups.
+package metrics
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/llmprobe/llmprobe/internal/config"
+	"github.com/llmprobe/llmprobe/internal/prober"
+	"github.com/llmprobe/llmprobe/internal/record"
+)
+
+const namespace = "llmprobe"
+
+// Classic buckets, chosen for LLM serving: first-token and whole-request
+// latencies span milliseconds to minutes; per-token latencies are
+// sub-millisecond to a second; schedule delay should stay well under a
+// millisecond, so its buckets start at 50µs.
+var (
+	requestBuckets  = []float64{.005, .01, .025, .05, .075, .1, .15, .2, .3, .5, .75, 1, 1.5, 2, 3, 5, 7.5, 10, 15, 20, 30, 60, 120, 300}
+	tokenBuckets    = []float64{.0005, .001, .0025, .005, .0075, .01, .015, .02, .025, .03, .04, .05, .075, .1, .15, .2, .3, .5, 1, 2.5}
+	delayBuckets    = []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}
+	biasBuckets     = []float64{-.001, 0, .0001, .00025, .0005, .001, .002, .005, .01, .025, .05, .1}
+	tokenCountBkts  = prometheus.ExponentialBuckets(1, 2, 17) // 1 … 65536 tokens
+	probeLabelNames = []string{"target", "scenario"}
+)
+
+func histogram(name, help string, buckets []float64, labels []string) *prometheus.HistogramVec {
+	return prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: namespace,
+		Name:      name,
+		Help:      help,
+		Buckets:   buckets,
+		// Native buckets side by side with the classic ones: ~10% resolution,
+		// bounded in size, reset at most hourly.
+		NativeHistogramBucketFactor:     1.1,
+		NativeHistogramMaxBucketNumber:  160,
+		NativeHistogramMinResetDuration: time.Hour,
+	}, labels)
+}
+
+// Metrics holds every per-probe metric vector. One Metrics lives for the
+// daemon's lifetime, across reloads and worker restarts, so counters never go
+// backwards.
+type Metrics struct {
+	ttft, itl, tpot, ntpot, e2e, ttfb *prometheus.HistogramVec
+	intendedTTFT, intendedE2E         *prometheus.HistogramVec
+	scheduleDelay                     *prometheus.HistogramVec
+	inputTokensHist, outputTokensHist *prometheus.HistogramVec
+	ttftBias, emitLag                 *prometheus.HistogramVec
+	books                             *books
+	inputTokens, outputTokens         *prometheus.CounterVec
+	usageMismatch, saturatedObs       *prometheus.CounterVec
+	sloRequests, sloGood              *prometheus.CounterVec
+	retries                           *prometheus.CounterVec
+	rate, concurrency, cap            *prometheus.GaugeVec
+	shed                              *prometheus.GaugeVec
+}
+
+// New creates the metrics and registers them on reg.
+func New(reg prometheus.Registerer) *Metrics {
+	sloLabels := []string{"target", "scenario", "objective"}
+	m := &Metrics{
+		books: newBooks(),
+		ttft:  histogram("time_to_first_token_seconds", "Time from the actual send to the first chunk carrying generated text (content or reasoning), successful streamed requests.", requestBuckets, probeLabelNames),
+		itl:   histogram("inter_token_latency_seconds", "Gaps between chunks carrying generated text, a chunk of k tokens counting k times gap/k, successful streamed requests.", tokenBuckets, probeLabelNames),
+		tpot:  histogram("time_per_output_token_seconds", "(e2e - TTFT) / (output tokens - 1), successful streamed requests with at least 2 output tokens.", tokenBuckets, probeLabelNames),
+		ntpot: histogram("normalized_time_per_output_token_seconds", "e2e / output tokens, successful requests with at least 1 output token.", tokenBuckets, probeLabelNames),
+		e2e:   histogram("request_duration_seconds", "End-to-end latency from the actual send to the last byte, successful requests.", requestBuckets, probeLabelNames),
+		ttfb:  histogram("time_to_first_byte_seconds", "Time from the actual send to the response headers, successful requests.", requestBuckets, probeLabelNames),
+		intendedTTFT: histogram("intended_time_to_first_token_seconds",
+			"TTFT counted from the intended send time: what a user arriving on schedule saw. Minus time_to_first_token_seconds, it is the client's own queueing.", requestBuckets, probeLabelNames),
+		intendedE2E: histogram("intended_request_duration_seconds",
+			"End-to-end latency counted from the intended send time (includes the client's own schedule delay).", requestBuckets, probeLabelNames),
+		scheduleDelay:    histogram("schedule_delay_seconds", "Actual send time minus intended send time: the client's own queueing, every sent request after warm-up, observed as it is sent.", delayBuckets, probeLabelNames),
+		inputTokensHist:  histogram("request_input_tokens", "Input (prompt) tokens per successful request.", tokenCountBkts, probeLabelNames),
+		outputTokensHist: histogram("request_output_tokens", "Output (generated) tokens per successful request.", tokenCountBkts, probeLabelNames),
+		ttftBias: histogram("ground_truth_ttft_bias_seconds",
+			"Measured TTFT minus the endpoint's own stamped TTFT, where the endpoint stamps it (the reference endpoint does): the measurement's bias.", biasBuckets, probeLabelNames),
+		emitLag: histogram("ground_truth_emit_lag_seconds",
+			"Receive wall time minus the endpoint's stamped emit time, per text-bearing event, where the endpoint stamps events.", biasBuckets, probeLabelNames),
+		inputTokens: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "input_tokens_total",
+			Help: "Input tokens of completed requests, from the server's usage."}, probeLabelNames),
+		outputTokens: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "output_tokens_total",
+			Help: "Output tokens received, from the server's usage or counted when it sends none."}, probeLabelNames),
+		usageMismatch: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "usage_mismatches_total",
+			Help: "Requests whose reported usage disagreed with the tokens counted in the stream."}, probeLabelNames),
+		saturatedObs: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "saturated_observations_total",
+			Help: "Requests measured while their worker judged itself saturated; they are still in the histograms."}, probeLabelNames),
+		sloRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "slo_requests_total",
+			Help: "Requests judged against an SLO objective (after warm-up; requests llmprobe itself canceled at a shutdown or reload are not judged)."}, sloLabels),
+		sloGood: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "slo_good_requests_total",
+			Help: "Requests that succeeded and met every threshold of the SLO objective."}, sloLabels),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "connection_retries_total",
+			Help: "Requests sent a second time, on a fresh connection, because the kept-alive connection they first went out on failed before any response byte (the server had closed or reset it), by reason."}, []string{"target", "scenario", "reason"}),
+		shed: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "load_shed_ratio",
+			Help: "Fraction of the probe's arrivals over the last 10s that were not sent because max_in_flight was full: the engine does not keep up with the configured load. An engine-side signal; it never marks the client saturated. Always 0 in closed loop."}, probeLabelNames),
+		rate: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "configured_rate_requests_per_second",
+			Help: "Configured open-loop arrival rate (0 for closed loop)."}, probeLabelNames),
+		concurrency: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "configured_concurrency",
+			Help: "Configured closed-loop concurrency (0 for open loop)."}, probeLabelNames),
+		cap: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "max_in_flight",
+			Help: "Configured cap on requests in flight."}, probeLabelNames),
+	}
+	for _, c := range m.all() {
+		reg.MustRegister(c)
+	}
+	return m
+}
+
+func (m *Metrics) all() []prometheus.Collector {
+	return []prometheus.Collector{
+		m.ttft, m.itl, m.tpot, m.ntpot, m.e2e, m.ttfb, m.intendedTTFT, m.intendedE2E, m.scheduleDelay,
+		m.inputTokensHist, m.outputTokensHist, m.ttftBias, m.emitLag,
+		m.books, m.inputTokens, m.outputTokens, m.usageMismatch, m.saturatedObs, m.sloRequests, m.sloGood,
+		m.retries, m.rate, m.concurrency, m.cap, m.shed,
+	}
+}
+
+// Forget deletes every series of a probe that is no longer configured, so a
+// reload that removes a probe does not leave it frozen on /metrics.
+func (m *Metrics) Forget(target, scenario string) {
+	m.books.forget(target, scenario)
+	labels := prometheus.Labels{"target": target, "scenario": scenario}
+	for _, c := range m.all() {
+		if v, ok := c.(interface {
+			DeletePartialMatch(prometheus.Labels) int
+		}); ok {
+			v.DeletePartialMatch(labels)
+		}
+	}
+}
+
+// Probe is the resolved set of series for one (target, scenario).
+type Probe struct {
+	ttft, itl, tpot, ntpot, e2e, ttfb prometheus.Observer
+	intendedTTFT, intendedE2E         prometheus.Observer
+	scheduleDelay                     prometheus.Observer
+	inputTokensHist, outputTokensHist prometheus.Observer
+	ttftBias, emitLag                 prometheus.Observer
+	books                             *books
+	ledger                            *ledger
+	inputTokens, outputTokens         prometheus.Counter
+	usageMismatch, saturatedObs       prometheus.Counter
+	retries                           [prober.NumRetryReasons]prometheus.Counter // index 0 (no retry) unset
+	slos                              []sloSeries
+	shed                              shedWindow
+}
+
+type sloSeries struct {
+	slo         config.SLO
+	total, good prometheus.Counter
+}
+
+// ForProbe resolves the series of one (target, scenario) and sets its
+// configuration gauges.
+func (m *Metrics) ForProbe(target string, sc *config.Scenario) *Probe {
+	l := []string{target, sc.Name}
+	p := &Probe{
+		ttft: m.ttft.WithLabelValues(l...), itl: m.itl.WithLabelValues(l...), tpot: m.tpot.WithLabelValues(l...),
+		ntpot: m.ntpot.WithLabelValues(l...), e2e: m.e2e.WithLabelValues(l...), ttfb: m.ttfb.WithLabelValues(l...),
+		intendedTTFT: m.intendedTTFT.WithLabelValues(l...), intendedE2E: m.intendedE2E.WithLabelValues(l...),
+		scheduleDelay:   m.scheduleDelay.WithLabelValues(l...),
+		inputTokensHist: m.inputTokensHist.WithLabelValues(l...), outputTokensHist: m.outputTokensHist.WithLabelValues(l...),
+		ttftBias: m.ttftBias.WithLabelValues(l...), emitLag: m.emitLag.WithLabelValues(l...),
+		inputTokens: m.inputTokens.WithLabelValues(l...), outputTokens: m.outputTokens.WithLabelValues(l...),
+		usageMismatch: m.usageMismatch.WithLabelValues(l...), saturatedObs: m.saturatedObs.WithLabelValues(l...),
+		books: m.books, ledger: m.books.ledger(target, sc.Name),
+	}
+	for r := prober.RetryNone + 1; r < prober.NumRetryReasons; r++ {
+		p.retries[r] = m.retries.WithLabelValues(target, sc.Name, r.String())
+	}
+	p.shed.gauge = m.shed.WithLabelValues(l...)
+	for _, s := range sc.SLOs {
+		p.slos = append(p.slos, sloSeries{slo: s,
+			total: m.sloRequests.WithLabelValues(target, sc.Name, s.Name),
+			good:  m.sloGood.WithLabelValues(target, sc.Name, s.Name)})
+	}
+	var rate, conc float64
+	if sc.Load.Mode == config.LoadClosed {
+		conc = float64(sc.Load.Concurrency)
+	} else {
+		rate = sc.Load.Rate
+	}
+	m.rate.WithLabelValues(l...).Set(rate)
+	m.concurrency.WithLabelValues(l...).Set(conc)
+	inflightCap := sc.Load.MaxInFlight
+	if sc.Load.Mode == config.LoadClosed {
+		inflightCap = sc.Load.Concurrency
+	}
+	m.cap.WithLabelValues(l...).Set(float64(inflightCap))
+	return p
+}
+
+// Observe turns one record into metrics. It runs on the aggregation side,
+// never on a timing path.
+func (p *Probe) Observe(r *record.Record) {
+	p.books.update(p.ledger, func(l *ledger) { l.outcomes[r.Outcome]++ })
+	if r.InputTokens > 0 {
+		p.inputTokens.Add(float64(r.InputTokens))
+	}
+	if r.OutputTokens > 0 {
+		p.outputTokens.Add(float64(r.OutputTokens))
+	}
+	if r.UsageMismatch {
+		p.usageMismatch.Inc()
+	}
+	if r.Retry != prober.RetryNone && r.Retry < prober.NumRetryReasons {
+		p.retries[r.Retry].Inc()
+	}
+	if r.Warmup {
+		return
+	}
+	if r.Saturated {
+		p.saturatedObs.Inc()
+	}
+	ok := r.Outcome == prober.OutcomeSuccess
+	if ok {
+		p.observeLatencies(r)
+	}
+	// A request llmprobe itself canceled (shutdown, reload drain) says
+	// nothing of the endpoint: judged, it would burn error budget at every
+	// rollout.
+	if r.Outcome == prober.OutcomeCanceled {
+		return
+	}
+	for i := range p.slos {
+		s := &p.slos[i]
+		s.total.Inc()
+		if ok && meets(&s.slo, r) {
+			s.good.Inc()
+		}
+	}
+}
+
+// ObserveSend takes a request as it goes out: its schedule delay counts now,
+// not when (or whether) the server answers.
+func (p *Probe) ObserveSend(s record.Send) {
+	p.books.update(p.ledger, func(l *ledger) { l.sent++ })
+	if !s.Warmup {
+		p.scheduleDelay.Observe(s.ScheduleDelay.Seconds())
+	}
+}
+
+// Lose counts n requests of this probe that a worker sent and took with it
+// when it died.
+func (p *Probe) Lose(n uint64) { p.books.update(p.ledger, func(l *ledger) { l.lost += n }) }
+
+func (p *Probe) observeLatencies(r *record.Record) {
+	e2e := r.E2E.Seconds()
+	p.e2e.Observe(e2e)
+	// From the intended send: the client's delay, a failed first attempt
+	// (Resent) and the latency itself.
+	late := r.ScheduleDelay + r.Resent
+	p.intendedE2E.Observe((r.E2E + late).Seconds())
+	if r.TTFB >= 0 {
+		p.ttfb.Observe(r.TTFB.Seconds())
+	}
+	if r.TTFT >= 0 {
+		p.ttft.Observe(r.TTFT.Seconds())
+		p.intendedTTFT.Observe((r.TTFT + late).Seconds())
+		if tpot, ok := tpot(r); ok {
+			p.tpot.Observe(tpot.Seconds())
+		}
+	}
+	for _, g := range r.Gaps {
+		k := g.Tokens
+		if k < 1 {
+			k = 1
+		}
+		per := (g.Gap / time.Duration(k)).Seconds()
+		for i := int32(0); i < k; i++ {
+			p.itl.Observe(per)
+		}
+	}
+	if n, ok := ntpot(r); ok {
+		p.ntpot.Observe(n.Seconds())
+	}
+	if r.InputTokens > 0 {
+		p.inputTokensHist.Observe(float64(r.InputTokens))
+	}
+	p.outputTokensHist.Observe(float64(r.OutputTokens))
+	if r.GroundTruth {
+		if r.ServerTTFT >= 0 && r.TTFT >= 0 {
+			p.ttftBias.Observe((r.TTFT - r.ServerTTFT).Seconds())
+		}
+		for _, lag := range r.EmitLags {
+			p.emitLag.Observe(lag.Seconds())
+		}
+	}
+}
+
+// tpot is (e2e − TTFT) / (output tokens − 1): the mean decode interval after
+// the first token. Undefined below two tokens or without a TTFT.
+func tpot(r *record.Record) (time.Duration, bool) {
+	if r.TTFT < 0 || r.OutputTokens < 2 {
+		return 0, false
+	}
+	return (r.E2E - r.TTFT) / time.Duration(r.OutputTokens-1), true
+}
+
+// ntpot is e2e / output tokens.
+func ntpot(r *record.Record) (time.Duration, bool) {
+	if r.OutputTokens < 1 {
+		return 0, false
+	}
+	return r.E2E / time.Duration(r.OutputTokens), true
+}
+
+// meets reports whether a successful request met every threshold set in s.
+// A threshold on a quantity the request does not define (TTFT of a
+// non-streamed request) is not met.
+func meets(s *config.SLO, r *record.Record) bool {
+	if s.TTFT > 0 && (r.TTFT < 0 || r.TTFT > time.Duration(s.TTFT)) {
+		return false
+	}
+	if s.TPOT > 0 {
+		if v, ok := tpot(r); !ok || v > time.Duration(s.TPOT) {
+			return false
+		}
+	}
+	if s.NTPOT > 0 {
+		if v, ok := ntpot(r); !ok || v > time.Duration(s.NTPOT) {
+			return false
+		}
+	}
+	if s.E2E > 0 && r.E2E > time.Duration(s.E2E) {
+		return false
+	}
+	return true
+}

@@ -1,0 +1,40 @@
+// Package record is the unit a worker hands to the supervisor: one request's
+// schedule and measurement. Its wire format (framing.go) is versioned so that a
+// supervisor never misreads a worker built from another version.
+package record
+
+import (
+	"time"
+
+	"github.com/llmprobe/llmprobe/internal/prober"
+)
+
+// Record is one request: when it was meant to go, when it went, and what was
+// measured.
+type Record struct {
+	// Probe indexes the (target, scenario) pair in the plan the worker was
+	// given; the supervisor maps it back to label values, so no strings
+	// travel per request.
+	Probe uint32
+	// Intended is the intended send time, Unix nanoseconds (wall clock: it is
+	// for correlation only; durations below are monotonic).
+	Intended int64
+	// ScheduleDelay is actual send − intended send, monotonic.
+	ScheduleDelay time.Duration
+	// Warmup marks requests intended during the warm-up period: counted, but
+	// kept out of latency histograms and SLO counters.
+	Warmup bool
+	// Saturated marks requests sent while the worker judged itself
+	// saturated; still recorded, and counted apart.
+	Saturated bool
+	prober.Result
+}
+
+// Send is one request as it goes out, before any response: the first word of
+// it the supervisor hears, so that its schedule delay is known (and counted)
+// however long the server then takes. Its Record follows when it ends.
+type Send struct {
+	Probe         uint32
+	ScheduleDelay time.Duration // dispatch − intended send, monotonic
+	Warmup        bool
+}
