@@ -27,7 +27,7 @@ func (openAIChat) appendPrompt(b []byte, prompt string, maxTokens int) []byte {
 	return appendOpenAIMaxTokens(b, maxTokens)
 }
 
-func (openAIChat) parseEvent(data []byte, c *Chunk) error  { return ParseChunk(data, c) }
+func (openAIChat) parseEvent(data []byte, c *Chunk) error { return ParseChunk(data, c) }
 func (openAIChat) parseReply(body []byte, r *reply) error { return parseOpenAIReply(body, r) }
 
 // openAIPrefix is the body both OpenAI completion APIs begin with. Usage is

@@ -23,5 +23,5 @@ func (openAICompletions) appendPrompt(b []byte, prompt string, maxTokens int) []
 	return appendOpenAIMaxTokens(appendJSONString(b, prompt), maxTokens)
 }
 
-func (openAICompletions) parseEvent(data []byte, c *Chunk) error  { return ParseChunk(data, c) }
+func (openAICompletions) parseEvent(data []byte, c *Chunk) error { return ParseChunk(data, c) }
 func (openAICompletions) parseReply(body []byte, r *reply) error { return parseOpenAIReply(body, r) }
