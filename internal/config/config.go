@@ -4,6 +4,9 @@
 package config
 
 import (
+	"net"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/prometheus/common/config"
@@ -77,6 +80,11 @@ type Target struct {
 	// tokens (speculative decoding) spreads its gap over exactly that many.
 	// Servers that do not know the option may reject it.
 	ContinuousUsageStats bool `yaml:"continuous_usage_stats,omitempty"`
+	// Traceparent: every request carries a W3C traceparent with a fresh
+	// trace id, so that a slow request can be found in the engine's traces
+	// (the latency histograms carry the id as an exemplar). Empty: see
+	// TraceSampling.
+	Traceparent Traceparent `yaml:"traceparent,omitempty"`
 	// HonorRetryAfter: when the target answers 429 or 503 with a
 	// Retry-After header, hold back its arrivals for that long (at most
 	// MaxRetryAfter, default 5m), counting them as backed off instead of
@@ -84,6 +92,46 @@ type Target struct {
 	// the SLO should see; for a SaaS API a rate limit is to be respected.
 	HonorRetryAfter bool           `yaml:"honor_retry_after,omitempty"`
 	MaxRetryAfter   model.Duration `yaml:"max_retry_after,omitempty"`
+}
+
+// Traceparent says whether requests carry a W3C traceparent, and whether it
+// asks the engine to record the trace.
+type Traceparent string
+
+const (
+	TraceSampled   Traceparent = "sampled"   // trace-flags 01: the engine records it (vLLM, SGLang: parent-based sampling)
+	TraceUnsampled Traceparent = "unsampled" // trace-flags 00: correlatable, recorded only if the engine samples on its own
+	TraceOff       Traceparent = "off"       // no traceparent header
+)
+
+// TraceSampling is the target's traceparent mode: as configured, else
+// sampled for an engine one runs oneself (loopback, private or link-local
+// addresses, single-label and cluster-internal names) and unsampled for
+// anything else, such as a SaaS API, whose traces are not the user's to fill.
+func (t *Target) TraceSampling() Traceparent {
+	if t.Traceparent != "" {
+		return t.Traceparent
+	}
+	u, err := url.Parse(t.URL)
+	if err != nil {
+		return TraceUnsampled
+	}
+	host := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
+	if ip := net.ParseIP(host); ip != nil {
+		if ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() {
+			return TraceSampled
+		}
+		return TraceUnsampled
+	}
+	if host == "localhost" || !strings.Contains(host, ".") {
+		return TraceSampled
+	}
+	for _, suffix := range []string{".svc", ".cluster.local", ".local", ".internal", ".localhost"} {
+		if strings.HasSuffix(host, suffix) {
+			return TraceSampled
+		}
+	}
+	return TraceUnsampled
 }
 
 // DefaultMaxRetryAfter and MaxMaxRetryAfter bound a target's back-off.

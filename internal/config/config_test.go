@@ -17,6 +17,8 @@ import (
 func TestBadConfigsFailWithExactError(t *testing.T) {
 	tests := []struct{ file, err string }{
 		{"bad_api.yml", `targets[0].api: must be one of openai-chat, openai-completions, openai-responses, anthropic-messages, not "anthropic"`},
+		{"bad_traceparent.yml", "targets[0].traceparent: must be sampled, unsampled or off, not \"always\"\n" +
+			`targets[0].continuous_usage_stats: is vLLM's option of the OpenAI chat and completions APIs, not of anthropic-messages`},
 		{"bad_arrival.yml", `scenarios[0].load.arrival: must be poisson, constant or gamma, not "uniform"`},
 		{"bad_body_managed.yml", `targets[0].body.stream: is managed by llmprobe and cannot be set here`},
 		{"bad_burstiness_not_gamma.yml", `scenarios[0].load.burstiness: applies to arrival gamma only`},
@@ -62,7 +64,7 @@ func TestBadConfigsFailWithExactError(t *testing.T) {
 		{"bad_timeout_duration.yml", `scenarios[0].timeout: 10 is not a duration: a number and a unit (ms, s, m, h, d, w, y), e.g. 500ms, 30s or 1m30s`},
 		{"bad_timeout_zero.yml", `scenarios[0].timeout: must be > 0, not 0s`},
 		{"bad_uniform_order.yml", `scenarios[0].workload.output_tokens: min (200) must be <= max (100)`},
-		{"bad_unknown_field.yml", `targets[0].modle: unknown field (did you mean model?); allowed here: name, url, api, model, http_client_config, headers, body, continuous_usage_stats, honor_retry_after, max_retry_after`},
+		{"bad_unknown_field.yml", `targets[0].modle: unknown field (did you mean model?); allowed here: name, url, api, model, http_client_config, headers, body, continuous_usage_stats, traceparent, honor_retry_after, max_retry_after`},
 		{"bad_url_credentials.yml", `targets[0].url: must not contain credentials: use http_client_config (basic_auth or authorization)`},
 		{"bad_url_missing.yml", `targets[0].url: must not be empty`},
 		{"bad_url_query.yml", `targets[0].url: must not have a query or fragment: the API path is appended to it`},
@@ -407,5 +409,28 @@ func TestDefaultConfig(t *testing.T) {
 	}
 	if _, err := Default("not a url"); err == nil || !strings.Contains(err.Error(), "targets[0].url") {
 		t.Errorf("Default(bad url) error = %v, want one naming targets[0].url", err)
+	}
+}
+
+func TestTraceSamplingDefault(t *testing.T) {
+	for url, want := range map[string]Traceparent{
+		"http://127.0.0.1:8000":                     TraceSampled,
+		"http://[::1]:8000":                         TraceSampled,
+		"http://10.1.2.3":                           TraceSampled,
+		"http://vllm:8000":                          TraceSampled,
+		"http://vllm.inference.svc:8000":            TraceSampled,
+		"http://vllm.inference.svc.cluster.local":   TraceSampled,
+		"https://gpu-box.internal":                  TraceSampled,
+		"https://api.openai.com":                    TraceUnsampled,
+		"https://api.anthropic.com/":                TraceUnsampled,
+		"https://8.8.8.8":                           TraceUnsampled,
+		"https://my-endpoint.example.com/openai/v1": TraceUnsampled,
+	} {
+		if got := (&Target{URL: url}).TraceSampling(); got != want {
+			t.Errorf("%s: %s, want %s", url, got, want)
+		}
+	}
+	if got := (&Target{URL: "https://api.openai.com", Traceparent: TraceOff}).TraceSampling(); got != TraceOff {
+		t.Errorf("explicit off: %s", got)
 	}
 }

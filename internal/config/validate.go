@@ -163,6 +163,11 @@ func validateTarget(p *problems, path string, t *Target) {
 	if !slices.Contains(APIs, t.API) {
 		p.add(path+".api", "must be one of %s, not %q", apiNames(), t.API)
 	}
+	switch t.Traceparent {
+	case "", TraceSampled, TraceUnsampled, TraceOff:
+	default:
+		p.add(path+".traceparent", "must be %s, %s or %s, not %q", TraceSampled, TraceUnsampled, TraceOff, t.Traceparent)
+	}
 	if t.ContinuousUsageStats && t.API != APIOpenAIChat && t.API != APIOpenAICompletions {
 		p.add(path+".continuous_usage_stats", "is vLLM's option of the OpenAI chat and completions APIs, not of %s", t.API)
 	}

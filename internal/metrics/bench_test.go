@@ -54,3 +54,18 @@ func TestObserveTypicalRecordAllocs(t *testing.T) {
 		t.Fatalf("Observe allocates %v times per record, want 0", a)
 	}
 }
+
+// BenchmarkObserveTraced is BenchmarkObserve with a trace id on every record
+// (traceparent on), one window of requests: what the exemplar sampling adds.
+func BenchmarkObserveTraced(b *testing.B) {
+	m := New(prometheus.NewRegistry())
+	p := m.ForProbe("sim", scenario())
+	r := typicalRecord()
+	r.TraceID = prober.TraceID{1}
+	r.Intended = time.Now().UnixNano()
+	b.ReportAllocs()
+	for b.Loop() {
+		p.Observe(r)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(r.Gaps)+len(r.EmitLags)), "ns/observation")
+}

@@ -148,6 +148,7 @@ type Probe struct {
 	retries                           [prober.NumRetryReasons]prometheus.Counter // index 0 (no retry) unset
 	slos                              []sloSeries
 	shed                              shedWindow
+	ex                                exemplars
 }
 
 type sloSeries struct {
@@ -174,6 +175,7 @@ func (m *Metrics) ForProbe(target string, sc *config.Scenario) *Probe {
 		p.retries[r] = m.retries.WithLabelValues(target, sc.Name, r.String())
 	}
 	p.shed.gauge = m.shed.WithLabelValues(l...)
+	p.ex = newExemplars(p.ttft, p.itl, p.tpot, p.ntpot, p.e2e)
 	for _, s := range sc.SLOs {
 		p.slos = append(p.slos, sloSeries{slo: s,
 			total: m.sloRequests.WithLabelValues(target, sc.Name, s.Name),
@@ -251,7 +253,7 @@ func (p *Probe) Lose(n uint64) { p.books.update(p.ledger, func(l *ledger) { l.lo
 
 func (p *Probe) observeLatencies(r *record.Record) {
 	e2e := r.E2E.Seconds()
-	p.e2e.Observe(e2e)
+	p.ex.observe(p.e2e, &p.ex.e2e, e2e, r)
 	// From the intended send: the client's delay, a failed first attempt
 	// (Resent) and the latency itself.
 	late := r.ScheduleDelay + r.Resent
@@ -260,10 +262,10 @@ func (p *Probe) observeLatencies(r *record.Record) {
 		p.ttfb.Observe(r.TTFB.Seconds())
 	}
 	if r.TTFT >= 0 {
-		p.ttft.Observe(r.TTFT.Seconds())
+		p.ex.observe(p.ttft, &p.ex.ttft, r.TTFT.Seconds(), r)
 		p.intendedTTFT.Observe((r.TTFT + late).Seconds())
 		if tpot, ok := tpot(r); ok {
-			p.tpot.Observe(tpot.Seconds())
+			p.ex.observe(p.tpot, &p.ex.tpot, tpot.Seconds(), r)
 		}
 	}
 	for _, g := range r.Gaps {
@@ -272,12 +274,13 @@ func (p *Probe) observeLatencies(r *record.Record) {
 			k = 1
 		}
 		per := (g.Gap / time.Duration(k)).Seconds()
-		for i := int32(0); i < k; i++ {
+		p.ex.observe(p.itl, &p.ex.itl, per, r)
+		for i := int32(1); i < k; i++ {
 			p.itl.Observe(per)
 		}
 	}
 	if n, ok := ntpot(r); ok {
-		p.ntpot.Observe(n.Seconds())
+		p.ex.observe(p.ntpot, &p.ex.ntpot, n.Seconds(), r)
 	}
 	if r.InputTokens > 0 {
 		p.inputTokensHist.Observe(float64(r.InputTokens))

@@ -42,6 +42,8 @@ type Client struct {
 	fresh *http.Client
 	url   *url.URL
 	api   wireAPI
+	// trace: send a traceparent; traceSampled: with the sampled flag.
+	trace, traceSampled bool
 	// Headers are built once and shared read-only by every request: neither
 	// net/http nor prometheus/common's round trippers (which clone the
 	// request before adding auth) write to them.
@@ -68,6 +70,12 @@ func NewClient(t *config.Target, logger *slog.Logger) (*Client, error) {
 		return nil, fmt.Errorf("target %q: %w", t.Name, err)
 	}
 	c := &Client{target: t.Name, logger: logger, api: api}
+	switch t.TraceSampling() {
+	case config.TraceSampled:
+		c.trace, c.traceSampled = true, true
+	case config.TraceUnsampled:
+		c.trace = true
+	}
 	u, err := apiURL(t.URL, api.path())
 	if err != nil {
 		// The parse error would quote the URL, which may hold a password.

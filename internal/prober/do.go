@@ -71,6 +71,13 @@ func (c *Client) Do(ctx context.Context, req Request, res *Result) (sent time.Ti
 	if req.Stream {
 		header = c.streamHeader
 	}
+	if c.trace {
+		// One trace for the request, its retry included: the engine sees
+		// the same id on both attempts.
+		var tp string
+		res.TraceID, tp = newTraceparent(c.traceSampled)
+		header = withTraceparent(header, tp)
+	}
 
 	st := getState()
 	// Timing starts here: everything above is client work, not latency.

@@ -84,6 +84,12 @@ type Result struct {
 	Retry  RetryReason
 	Resent time.Duration
 
+	// TraceID is the W3C trace id the request carried in its traceparent
+	// (all zero when the target sends none): the latency histograms'
+	// exemplars name it, so a slow request can be found in the engine's
+	// traces.
+	TraceID TraceID
+
 	TTFB time.Duration // response headers received
 	TTFT time.Duration // first chunk with generated text (content or reasoning); -1 unless streamed and seen
 	E2E  time.Duration // last byte of the response (or the failure)

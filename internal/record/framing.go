@@ -1,11 +1,11 @@
-// Wire format (version 2)
+// Wire format (version 3)
 //
 // A worker writes a stream of frames to the supervisor; every frame is
 // self-describing and checked on its own:
 //
 //	byte 0      magic 0xC0 (never valid UTF-8: stray text on the pipe, such
 //	            as a panic trace, is caught at the first byte)
-//	byte 1      version (2); any other value is refused, on every frame
+//	byte 1      version (3); any other value is refused, on every frame
 //	byte 2      kind: 1 record, 2 sample, 3 heartbeat, 4 send
 //	bytes 3..   payload length, uvarint (1 to 4 bytes), at most MaxPayload
 //	then        payload, exactly that many bytes
@@ -23,7 +23,8 @@
 //	           zz InputTokens, zz OutputTokens, zz CountedTokens,
 //	           zz ServerTTFT, zz ServerQueue,
 //	           uv len(Gaps), then per gap: zz Gap, zz Tokens,
-//	           uv len(EmitLags), then per lag: zz lag
+//	           uv len(EmitLags), then per lag: zz lag,
+//	           16 bytes TraceID
 //	sample:    the scalar fields of Sample in declaration order, zz for
 //	           signed, uv for unsigned, f64 for float64, byte for bool;
 //	           then uv len(Probes), and per probe: uv ID, uv Scheduled, uv Sent,
@@ -54,7 +55,7 @@ const (
 	Magic byte = 0xC0
 	// Version is the frame format this build writes and the only one it
 	// reads. Bump it on any change to the header or a payload layout.
-	Version byte = 2
+	Version byte = 3
 	// MaxPayload caps a frame's payload so that a corrupt length never
 	// makes the decoder allocate without bound. A record with 64 gaps and
 	// 64 emit lags is about 570 bytes; a million gaps still fit.
@@ -274,7 +275,7 @@ func appendRecord(b []byte, r *Record) []byte {
 	for _, l := range r.EmitLags {
 		b = binary.AppendVarint(b, int64(l))
 	}
-	return b
+	return append(b, r.TraceID[:]...)
 }
 
 func appendSample(b []byte, s *Sample) []byte {
@@ -521,6 +522,7 @@ func (d *Decoder) DecodeRecord(r *Record) error {
 	for i := range r.EmitLags {
 		r.EmitLags[i] = time.Duration(p.varint())
 	}
+	p.bytes(r.TraceID[:])
 	return p.end(KindRecord)
 }
 
@@ -686,6 +688,18 @@ func (p *payload) fixed64() uint64 {
 	v := binary.LittleEndian.Uint64(p.b[p.off:])
 	p.off += 8
 	return v
+}
+
+// bytes fills dst with the next len(dst) bytes.
+func (p *payload) bytes(dst []byte) {
+	if p.err != nil {
+		return
+	}
+	if len(p.b)-p.off < len(dst) {
+		p.fail("payload ends at byte %d", len(p.b))
+		return
+	}
+	p.off += copy(dst, p.b[p.off:])
 }
 
 // count reads a list length and checks that the bytes left can hold that

@@ -288,9 +288,9 @@ func TestWireFormatGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []byte{
-		0xC0, 2, 3, 2, // heartbeat header: 2-byte payload
+		0xC0, 3, 3, 2, // heartbeat header: 2-byte payload
 		1, 3, // seq 1, unix ns -2 (zigzag 3)
-		0xC0, 2, 1, 24, // record header: 24-byte payload
+		0xC0, 3, 1, 40, // record header: 40-byte payload
 		2,          // probe
 		6,          // intended 3
 		1,          // schedule delay -1
@@ -305,6 +305,7 @@ func TestWireFormatGolden(t *testing.T) {
 		1, 1, // server TTFT, server queue: -1
 		1, 0x80, 0x01, 4, // one gap: 64 ns (zigzag 128), 2 tokens
 		1, 5, // one emit lag: -3
+		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, // trace id: none
 	}
 	if !bytes.Equal(buf.Bytes(), want) {
 		t.Fatalf("wire bytes\n got % x\nwant % x", buf.Bytes(), want)
@@ -382,7 +383,7 @@ func TestUnsupportedVersion(t *testing.T) {
 	frame[1] = 1
 	dec := NewDecoder(bytes.NewReader(frame))
 	_, err := dec.Next()
-	if err == nil || err.Error() != "record: unsupported frame version 1 (this build speaks 2)" {
+	if err == nil || err.Error() != "record: unsupported frame version 1 (this build speaks 3)" {
 		t.Fatalf("error = %v", err)
 	}
 	var ve *VersionError
@@ -400,7 +401,7 @@ func TestUnsupportedVersion(t *testing.T) {
 	if _, err := dec.Next(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := dec.Next(); err == nil || err.Error() != "record: unsupported frame version 0 (this build speaks 2)" {
+	if _, err := dec.Next(); err == nil || err.Error() != "record: unsupported frame version 0 (this build speaks 3)" {
 		t.Fatalf("second frame: error = %v", err)
 	}
 }
