@@ -91,6 +91,7 @@ type Faults struct {
 	Malformed   float64 `yaml:"malformed,omitempty"`    // one event that is not valid JSON
 	Oversized   float64 `yaml:"oversized,omitempty"`    // one event of oversized_bytes
 	Drip        float64 `yaml:"drip,omitempty"`         // response written byte by byte
+	StreamError float64 `yaml:"stream_error,omitempty"` // the API's error event mid-stream
 
 	// RetryAfter is sent with 429 (and 503), rounded up to whole seconds.
 	RetryAfter model.Duration `yaml:"retry_after,omitempty"`
