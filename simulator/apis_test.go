@@ -755,3 +755,38 @@ func TestResponsesStatus(t *testing.T) {
 		}
 	}
 }
+
+// TestMetricsCountEveryAPI: the endpoint's vLLM-named metrics count
+// Messages and Responses requests as they count chat ones.
+func TestMetricsCountEveryAPI(t *testing.T) {
+	_, ts := newTestServer(t, fastConfig())
+	for _, c := range apiCases {
+		if _, err := streamAPI(t, ts.URL, c, 3, nil); err != nil {
+			t.Fatal(err)
+		}
+		resp := post(t, ts.URL+c.path, c.body(false, 3), c.hdr)
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	resp, err := http.Get(ts.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	// 4 APIs × (streamed + non-streamed) requests of 3 tokens and 3 prompt
+	// words; streamed ones observe 2 ITLs each, non-streamed ones 2 too.
+	for _, want := range []string{
+		`vllm:time_to_first_token_seconds_count{model_name="llmprobe-sim"} 8`,
+		`vllm:request_queue_time_seconds_count{model_name="llmprobe-sim"} 8`,
+		`vllm:e2e_request_latency_seconds_count{model_name="llmprobe-sim"} 8`,
+		`vllm:inter_token_latency_seconds_count{model_name="llmprobe-sim"} 16`,
+		`vllm:generation_tokens_total{model_name="llmprobe-sim"} 24`,
+		`vllm:prompt_tokens_total{model_name="llmprobe-sim"} 24`,
+		`llmprobe_simulator_emit_lateness_seconds_count{model_name="llmprobe-sim"} 12`,
+	} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+}

@@ -276,7 +276,7 @@ func (f responsesFormat) itemDone(st *stream) error {
 	if st.thinking() {
 		typ, words, n = "response.reasoning_text.done", reasoningWord, st.p.reasoning
 	}
-	b := f.appendEvent(st, st.buf[:0], typ)
+	b := f.appendEvent(st, st.sized(512+len(words)*n), typ)
 	b = f.appendItemRef(st, b, true)
 	b = append(b, `,"text":"`...)
 	b = appendWords(b, words, n)
@@ -348,7 +348,8 @@ func (f responsesFormat) end(st *stream) error {
 		// with its own terminal event.
 		status = "incomplete"
 	}
-	b := f.appendEvent(st, st.buf[:0], "response."+status)
+	size := 1024 + len(reasoningWord)*st.p.reasoning + len(contentWord)*(st.p.outputTokens-st.p.reasoning)
+	b := f.appendEvent(st, st.sized(size), "response."+status)
 	b = append(b, `,"response":`...)
 	b = f.appendResponse(st, b, status)
 	return st.event(b, true)

@@ -176,6 +176,16 @@ func (st *stream) emit(b []byte, sched time.Time, text, truth bool) (time.Time, 
 	return now, err
 }
 
+// sized returns st.buf emptied, grown once to hold n bytes: for the
+// events that repeat the whole text, so that a long output costs one
+// allocation rather than a doubling series per event.
+func (st *stream) sized(n int) []byte {
+	if cap(st.buf) < n {
+		st.buf = make([]byte, 0, n)
+	}
+	return st.buf[:0]
+}
+
 // event emits an unscheduled event without generated text: the formats'
 // structural events.
 func (st *stream) event(b []byte, truth bool) error {
@@ -187,7 +197,12 @@ func (st *stream) event(b []byte, truth bool) error {
 func (st *stream) runStream() {
 	s := st.s
 	bp := s.bufs.Get().(*[]byte)
-	defer func() { *bp = st.buf[:0]; s.bufs.Put(bp) }()
+	defer func() {
+		if cap(st.buf) <= 64<<10 { // the pool keeps no huge buffers
+			*bp = st.buf[:0]
+		}
+		s.bufs.Put(bp)
+	}()
 	st.created = time.Now().Unix()
 	st.buf = (*bp)[:0]
 	st.timer = time.NewTimer(time.Hour)
