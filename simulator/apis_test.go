@@ -790,3 +790,28 @@ func TestMetricsCountEveryAPI(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamErrorFaultFromConfig: stream_error is drawn from its YAML
+// probability like the others, and being last in the order, configuring it
+// leaves every request's draw of the other kinds as it was.
+func TestStreamErrorFaultFromConfig(t *testing.T) {
+	cfg, err := ParseConfig([]byte("faults: {stream_error: 1}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.TTFT, cfg.ITL = ms(1), ms(1)
+	_, ts := newTestServer(t, cfg)
+	sum, err := streamAPI(t, ts.URL, apiCases[2], 4, nil)
+	if err != nil || !sum.failed || sum.ended {
+		t.Fatalf("stream_error probability 1: failed %v ended %v err %v", sum.failed, sum.ended, err)
+	}
+
+	before := newLatencyModel(&Config{Seed: 5, Faults: Faults{Reset: 0.2, Drip: 0.1}})
+	after := newLatencyModel(&Config{Seed: 5, Faults: Faults{Reset: 0.2, Drip: 0.1, StreamError: 0.3}})
+	for seq := uint64(1); seq <= 5000; seq++ {
+		b, a := before.pickFault(before.rng(seq)), after.pickFault(after.rng(seq))
+		if b != faultNone && a != b || b == faultNone && a != faultNone && a != faultStreamError {
+			t.Fatalf("request %d: %s without stream_error, %s with it", seq, b, a)
+		}
+	}
+}
