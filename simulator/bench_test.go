@@ -227,6 +227,41 @@ func BenchmarkEmitPath(b *testing.B) {
 	}
 }
 
+// BenchmarkEmitPathFormats is BenchmarkEmitPath for the other wire
+// formats: the per-event cost stays allocation-free in each.
+func BenchmarkEmitPathFormats(b *testing.B) {
+	for _, tc := range []struct {
+		name, path, body string
+		hdr              map[string]string
+		extraEvents      int // events besides the text ones
+	}{
+		{"messages", "/v1/messages", `{"model":"llmprobe-sim","messages":[{"role":"user","content":"hi"}],"stream":true,"max_tokens":%d}`, map[string]string{"anthropic-version": "2023-06-01"}, 6},
+		{"responses", "/v1/responses", `{"input":"hi","stream":true,"max_output_tokens":%d}`, nil, 8},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			cfg := benchConfig(0)
+			cfg.MaxOutputTokens = math.MaxInt32
+			s, err := New(cfg, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			req := httptest.NewRequest(http.MethodPost, tc.path, strings.NewReader(fmt.Sprintf(tc.body, b.N)))
+			for k, v := range tc.hdr {
+				req.Header.Set(k, v)
+			}
+			w := &discardWriter{h: http.Header{}}
+			b.ReportAllocs()
+			b.ResetTimer()
+			s.Handler().ServeHTTP(w, req)
+			b.StopTimer()
+			if w.events != b.N+tc.extraEvents {
+				b.Fatalf("%d events for %d tokens", w.events, b.N)
+			}
+		})
+	}
+}
+
 type discardWriter struct {
 	h      http.Header
 	events int

@@ -48,13 +48,15 @@ type Config struct {
 	// like speculative decoding). The gap before such an event is the sum
 	// of its k token intervals.
 	TokensPerEvent int `yaml:"tokens_per_event,omitempty"`
-	// DefaultOutputTokens is the output length when a request sets neither
-	// max_tokens nor max_completion_tokens.
+	// DefaultOutputTokens is the output length when a request sets no
+	// maximum (max_tokens, max_completion_tokens, max_output_tokens;
+	// Anthropic's max_tokens is required).
 	DefaultOutputTokens int `yaml:"default_output_tokens,omitempty"`
 	// MaxOutputTokens rejects (400) requests asking for more.
 	MaxOutputTokens int `yaml:"max_output_tokens,omitempty"`
-	// ReasoningTokens: in chat streams, the first N output tokens are sent
-	// as delta.reasoning_content before delta.content starts.
+	// ReasoningTokens: the first N output tokens are reasoning, sent before
+	// the content: delta.reasoning_content in chat, a thinking block in
+	// Messages, a reasoning item in Responses. Completions ignore it.
 	ReasoningTokens int `yaml:"reasoning_tokens,omitempty"`
 
 	Faults Faults `yaml:"faults,omitempty"`
@@ -91,6 +93,7 @@ type Faults struct {
 	Malformed   float64 `yaml:"malformed,omitempty"`    // one event that is not valid JSON
 	Oversized   float64 `yaml:"oversized,omitempty"`    // one event of oversized_bytes
 	Drip        float64 `yaml:"drip,omitempty"`         // response written byte by byte
+	StreamError float64 `yaml:"stream_error,omitempty"` // the API's error event mid-stream
 
 	// RetryAfter is sent with 429 (and 503), rounded up to whole seconds.
 	RetryAfter model.Duration `yaml:"retry_after,omitempty"`

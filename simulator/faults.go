@@ -19,13 +19,16 @@ const (
 	faultMalformed
 	faultOversized
 	faultDrip
+	// faultStreamError is last so that adding it left the draws of the
+	// other kinds where they were.
+	faultStreamError
 	numFaultKinds
 )
 
 // Names as written in the header, the YAML keys and the faults metric label.
 var faultNames = [numFaultKinds]string{
 	"none", "rate_limit", "server_error", "unavailable", "reset",
-	"stall", "truncate", "malformed", "oversized", "drip",
+	"stall", "truncate", "malformed", "oversized", "drip", "stream_error",
 }
 
 func (k faultKind) String() string {
@@ -79,6 +82,8 @@ func (f *Faults) probability(k faultKind) float64 {
 		return f.Oversized
 	case faultDrip:
 		return f.Drip
+	case faultStreamError:
+		return f.StreamError
 	}
 	return 0
 }

@@ -58,19 +58,23 @@ func post(t testing.TB, url, body string, hdr map[string]string) *http.Response 
 	return resp
 }
 
-// sseEvent is one `data:` payload and when the client read it.
+// sseEvent is one `data:` payload, its `event:` name if it had one, and
+// when the client read it.
 type sseEvent struct {
+	name string
 	data []byte
 	recv time.Time
 }
 
-// readSSE reads a text/event-stream body the way the official OpenAI client
-// does: lines, `data: ` payloads ended by a blank line. It returns the
-// events read and the error that ended the body (nil at a clean EOF).
+// readSSE reads a text/event-stream body the way the official OpenAI and
+// Anthropic clients do: lines, an optional `event: ` name and a `data: `
+// payload, ended by a blank line. It returns the events read and the error
+// that ended the body (nil at a clean EOF).
 func readSSE(body io.Reader) ([]sseEvent, error) {
 	br := bufio.NewReaderSize(body, 64<<10)
 	var evs []sseEvent
 	var cur []byte
+	var name string
 	for {
 		line, err := br.ReadBytes('\n')
 		if err != nil {
@@ -86,9 +90,16 @@ func readSSE(body io.Reader) ([]sseEvent, error) {
 		switch {
 		case len(line) == 0:
 			if cur != nil {
-				evs = append(evs, sseEvent{data: cur, recv: time.Now()})
-				cur = nil
+				evs = append(evs, sseEvent{name: name, data: cur, recv: time.Now()})
+				cur, name = nil, ""
+			} else if name != "" {
+				return evs, fmt.Errorf("event %q without data", name)
 			}
+		case bytes.HasPrefix(line, []byte("event: ")):
+			if name != "" || cur != nil {
+				return evs, fmt.Errorf("event line %.80q out of place", line)
+			}
+			name = string(line[len("event: "):])
 		case bytes.HasPrefix(line, []byte("data: ")):
 			if cur != nil {
 				return evs, fmt.Errorf("two data lines in one event")
@@ -174,6 +185,11 @@ func checkStream(t *testing.T, evs []sseEvent, api apiKind, wantUsage bool) stre
 	}
 	sum.queueNs, sum.ttftNs = -1, -1
 	contentStarted := false
+	for i, ev := range evs {
+		if ev.name != "" {
+			t.Fatalf("event %d: OpenAI streams name no events, got %q", i, ev.name)
+		}
+	}
 	for i, ev := range evs[:len(evs)-1] {
 		var c chunk
 		if err := decodeStrict(ev.data, &c); err != nil {

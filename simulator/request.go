@@ -14,6 +14,8 @@ type apiKind uint8
 const (
 	apiChat apiKind = iota
 	apiCompletions
+	apiMessages  // Anthropic Messages
+	apiResponses // OpenAI Responses
 )
 
 // completionRequest holds the fields of both OpenAI request bodies that the
@@ -50,6 +52,11 @@ type parsed struct {
 	continuousUsage bool
 	inputTokens     int
 	outputTokens    int
+	// reasoning is how many of the output tokens are reasoning, sent first.
+	reasoning int
+	// capped: the output stops at a maximum the request set (Responses
+	// reports that as incomplete).
+	capped bool
 }
 
 // badRequest is a client error answered with 400 (or status) and message.
@@ -129,9 +136,9 @@ func parseRequest(body []byte, api apiKind, cfg *Config) (parsed, error) {
 	return p, nil
 }
 
-// contentWords counts words in a chat message content: a string, an array
-// of {"type":"text","text":...} parts (other part types count nothing), or
-// null.
+// contentWords counts words in a message content: a string, an array of
+// text parts (type text, or input_text and output_text in Responses; other
+// part types count nothing), or null.
 func contentWords(raw json.RawMessage) (int, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
@@ -153,7 +160,8 @@ func contentWords(raw json.RawMessage) (int, error) {
 	}
 	n := 0
 	for _, p := range parts {
-		if p.Type == "text" {
+		switch p.Type {
+		case "text", "input_text", "output_text":
 			n += countWords(p.Text)
 		}
 	}

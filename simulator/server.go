@@ -1,6 +1,6 @@
 // Package simulator is llmprobe's reference inference endpoint: an
-// OpenAI-compatible server (chat and completions, streamed or not, in the
-// format vLLM emits) with a seeded latency model, a batch capacity with a
+// OpenAI-compatible server (chat and completions in the format vLLM emits,
+// Responses, and Anthropic's Messages, streamed or not) with a seeded latency model, a batch capacity with a
 // FIFO queue, injectable faults, and ground-truth timestamps in every event
 // so that a client's measurements can be checked against the server's.
 package simulator
@@ -78,8 +78,14 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	s.alarm = newWakeAlarm()
 	s.bufs.New = func() any { b := make([]byte, 0, 1024); return &b }
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/chat/completions", func(w http.ResponseWriter, r *http.Request) { s.serveCompletion(w, r, apiChat) })
-	mux.HandleFunc("POST /v1/completions", func(w http.ResponseWriter, r *http.Request) { s.serveCompletion(w, r, apiCompletions) })
+	for path, api := range map[string]apiKind{
+		"/v1/chat/completions": apiChat,
+		"/v1/completions":      apiCompletions,
+		"/v1/messages":         apiMessages,
+		"/v1/responses":        apiResponses,
+	} {
+		mux.HandleFunc("POST "+path, func(w http.ResponseWriter, r *http.Request) { s.serveCompletion(w, r, api) })
+	}
 	mux.HandleFunc("GET /v1/models", s.serveModels)
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
@@ -88,7 +94,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 }
 
 // Handler serves every route: /v1/chat/completions, /v1/completions,
-// /v1/models, /health and /metrics.
+// /v1/messages (Anthropic), /v1/responses, /v1/models, /health and /metrics.
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // Config returns the configuration the server runs with.
@@ -197,25 +203,34 @@ func writeError(w http.ResponseWriter, status int, typ, msg string) {
 	}{apiError{Message: msg, Type: typ, Code: status}})
 }
 
+// formats are the wire protocols, by API.
+var formats = [...]format{
+	apiChat:        openAIFormat{api: apiChat},
+	apiCompletions: openAIFormat{api: apiCompletions},
+	apiMessages:    anthropicFormat{},
+	apiResponses:   responsesFormat{},
+}
+
 func (s *Server) serveCompletion(w http.ResponseWriter, r *http.Request, api apiKind) {
 	arrival := time.Now()
+	f := formats[api]
 	if s.closed() {
-		writeError(w, http.StatusServiceUnavailable, "ServiceUnavailableError", "server is shutting down")
+		f.writeError(w, http.StatusServiceUnavailable, "server is shutting down")
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "BadRequestError", "reading body: "+err.Error())
+		f.writeError(w, http.StatusBadRequest, "reading body: "+err.Error())
 		return
 	}
-	p, err := parseRequest(body, api, &s.cfg)
+	p, err := f.parse(body, r.Header, &s.cfg)
 	if err != nil {
+		status := http.StatusBadRequest
 		var br *badRequest
-		if errors.As(err, &br) && br.status == http.StatusNotFound {
-			writeError(w, br.status, "NotFoundError", br.msg)
-		} else {
-			writeError(w, http.StatusBadRequest, "BadRequestError", err.Error())
+		if errors.As(err, &br) {
+			status = br.status
 		}
+		f.writeError(w, status, err.Error())
 		return
 	}
 
@@ -225,7 +240,7 @@ func (s *Server) serveCompletion(w http.ResponseWriter, r *http.Request, api api
 	if h := r.Header.Get(FaultHeader); h != "" {
 		k, ok := parseFaultKind(h)
 		if !ok {
-			writeError(w, http.StatusBadRequest, "BadRequestError", "unknown "+FaultHeader+" value")
+			f.writeError(w, http.StatusBadRequest, "unknown "+FaultHeader+" value")
 			return
 		}
 		fault = k
@@ -233,13 +248,13 @@ func (s *Server) serveCompletion(w http.ResponseWriter, r *http.Request, api api
 	if fault != faultNone {
 		s.metrics.faults[fault].Inc()
 	}
-	if s.answerHTTPFault(w, fault) {
+	if s.answerHTTPFault(w, f, fault) {
 		return
 	}
 
-	st := &stream{s: s, api: api, p: p, seq: seq, fault: fault, rng: rng, arrival: arrival, ctx: r.Context(), w: w}
-	if f, ok := w.(http.Flusher); ok {
-		st.flusher = f
+	st := &stream{s: s, f: f, api: api, p: p, seq: seq, fault: fault, rng: rng, arrival: arrival, ctx: r.Context(), w: w}
+	if fl, ok := w.(http.Flusher); ok {
+		st.flusher = fl
 	}
 	st.drip = fault == faultDrip
 	s.metrics.promptToks.Add(float64(p.inputTokens))
@@ -265,7 +280,7 @@ func (s *Server) serveCompletion(w http.ResponseWriter, r *http.Request, api api
 }
 
 // answerHTTPFault replies to the HTTP-level faults and reports whether it did.
-func (s *Server) answerHTTPFault(w http.ResponseWriter, fault faultKind) bool {
+func (s *Server) answerHTTPFault(w http.ResponseWriter, f format, fault faultKind) bool {
 	if fault < faultRateLimit || fault > faultUnavailable {
 		return false
 	}
@@ -273,12 +288,12 @@ func (s *Server) answerHTTPFault(w http.ResponseWriter, fault faultKind) bool {
 	switch fault {
 	case faultRateLimit:
 		w.Header().Set("Retry-After", retryAfter)
-		writeError(w, http.StatusTooManyRequests, "RateLimitError", "simulated rate limit")
+		f.writeError(w, http.StatusTooManyRequests, "simulated rate limit")
 	case faultServerError:
-		writeError(w, http.StatusInternalServerError, "InternalServerError", "simulated internal error")
+		f.writeError(w, http.StatusInternalServerError, "simulated internal error")
 	case faultUnavailable:
 		w.Header().Set("Retry-After", retryAfter)
-		writeError(w, http.StatusServiceUnavailable, "ServiceUnavailableError", "simulated overload")
+		f.writeError(w, http.StatusServiceUnavailable, "simulated overload")
 	default:
 		return false
 	}

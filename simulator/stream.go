@@ -18,11 +18,49 @@ const (
 
 var errStopped = errors.New("stopped")
 
+// format is one wire protocol. The schedule, the faults and the
+// ground-truth stamps are the stream's, written once in this file; a format
+// only says what bytes a request and its events are. Builders that return
+// []byte leave the event's JSON object open: emit adds the stamps and closes
+// it.
+type format interface {
+	// parse validates a request for this API.
+	parse(body []byte, h http.Header, cfg *Config) (parsed, error)
+	// writeError answers before any body was sent, in the API's error
+	// shape; status is the simulator's (the format may map it).
+	writeError(w http.ResponseWriter, status int, msg string)
+	// start writes the events due at admission, before prefill, and may set
+	// st.prefixLen: bytes of st.buf every text event starts with.
+	start(st *stream) error
+	// text appends one event of k tokens of one kind after done tokens;
+	// last marks the output's final event. b is st.buf[:st.prefixLen].
+	text(st *stream, b []byte, k, done int, reasoning, last bool) []byte
+	// toContent writes what separates the reasoning from the content (a
+	// block or item change), right after the last reasoning event.
+	toContent(st *stream) error
+	// end writes the events after the last text event.
+	end(st *stream) error
+	// failure writes the API's mid-stream error (the stream_error fault).
+	failure(st *stream) error
+	// malformed appends a whole event (SSE terminator included) whose JSON
+	// is cut short.
+	malformed(st *stream, b []byte) []byte
+	// empty appends an event without generated text, to carry padding.
+	empty(st *stream, b []byte) []byte
+	// whole appends the non-streamed body without its closing brace.
+	whole(st *stream, b []byte) []byte
+	// truthOnFirst: the queue and TTFT stamps go on the first text event
+	// (and the final one). Otherwise on the final events only, as the
+	// OpenAI chunks have always had them.
+	truthOnFirst() bool
+}
+
 // stream is one admitted request being answered. Events are scheduled at
 // absolute times (admission + first-token delay + the sum of the gaps so
 // far), never by chaining sleeps, so timer lateness does not accumulate.
 type stream struct {
 	s       *Server
+	f       format
 	api     apiKind
 	p       parsed
 	seq     uint64
@@ -37,10 +75,16 @@ type stream struct {
 	created           int64
 	timer             *time.Timer
 
-	// buf is reused for every event; its first prefixLen bytes are the
-	// request's constant chunk head (id, object, created, model).
+	// buf is reused for every event; its first prefixLen bytes are a
+	// constant event head, where the format has one (OpenAI's id, object,
+	// created, model).
 	buf       []byte
 	prefixLen int
+
+	// Per-format position: the Responses sequence_number of the next event,
+	// and the current content block (Anthropic) or output item (Responses).
+	evSeq int
+	block int
 
 	firstEmit time.Time // emit of the first text-bearing event; zero before
 	prevEmit  time.Time
@@ -88,36 +132,6 @@ func (st *stream) write(b []byte) error {
 	return nil
 }
 
-func (st *stream) appendPrefix(b []byte) []byte {
-	b = append(b, "data: "...)
-	return st.appendHead(b, true)
-}
-
-// appendHead writes `{"id":...,"object":...,"created":...,"model":...,`.
-func (st *stream) appendHead(b []byte, chunk bool) []byte {
-	b = append(b, `{"id":"`...)
-	if st.api == apiChat {
-		b = append(b, "chatcmpl-sim-"...)
-	} else {
-		b = append(b, "cmpl-sim-"...)
-	}
-	b = strconv.AppendUint(b, st.seq, 10)
-	b = append(b, `","object":"`...)
-	switch {
-	case st.api == apiCompletions:
-		b = append(b, "text_completion"...)
-	case chunk:
-		b = append(b, "chat.completion.chunk"...)
-	default:
-		b = append(b, "chat.completion"...)
-	}
-	b = append(b, `","created":`...)
-	b = strconv.AppendInt(b, st.created, 10)
-	b = append(b, `,"model":`...)
-	b = append(b, st.s.modelJSON...)
-	return append(b, `,"choices":[`...)
-}
-
 func appendWords(b []byte, word string, n int) []byte {
 	for range n {
 		b = append(b, word...)
@@ -125,48 +139,28 @@ func appendWords(b []byte, word string, n int) []byte {
 	return b
 }
 
-func appendUsage(b []byte, prompt, completion int) []byte {
-	b = append(b, `"usage":{"prompt_tokens":`...)
-	b = strconv.AppendInt(b, int64(prompt), 10)
-	b = append(b, `,"total_tokens":`...)
-	b = strconv.AppendInt(b, int64(prompt+completion), 10)
-	b = append(b, `,"completion_tokens":`...)
-	b = strconv.AppendInt(b, int64(completion), 10)
-	return append(b, '}')
-}
+func appendInt(b []byte, n int) []byte { return strconv.AppendInt(b, int64(n), 10) }
 
-// appendContinuousUsage adds the cumulative usage to a chunk when the
-// request asked for it in every chunk.
-func (st *stream) appendContinuousUsage(b []byte, completion int) []byte {
-	if !st.p.continuousUsage {
-		return b
-	}
-	return appendUsage(append(b, ','), st.p.inputTokens, completion)
-}
-
-// appendEmptyChoice is a choice without generated text.
-func (st *stream) appendEmptyChoice(b []byte) []byte {
-	if st.api == apiChat {
-		return append(b, `{"index":0,"delta":{"content":""},"logprobs":null,"finish_reason":null,"stop_reason":null}]`...)
-	}
-	return append(b, `{"index":0,"text":"","logprobs":null,"finish_reason":null,"stop_reason":null}]`...)
+// appendTruth adds the request's queue time and TTFT.
+func (st *stream) appendTruth(b []byte, first time.Time) []byte {
+	b = append(b, `,"llmprobe_queue_ns":`...)
+	b = strconv.AppendInt(b, int64(st.admitted.Sub(st.arrival)), 10)
+	b = append(b, `,"llmprobe_ttft_ns":`...)
+	return strconv.AppendInt(b, int64(first.Sub(st.arrival)), 10)
 }
 
 // emit stamps and writes one event whose JSON object is open in b. The emit
 // time is read immediately before the write; sched (zero: unscheduled)
-// gives the lateness. final adds the request's queue time and TTFT.
-func (st *stream) emit(b []byte, sched time.Time, text, final bool) (time.Time, error) {
+// gives the lateness. truth adds the request's queue time and TTFT.
+func (st *stream) emit(b []byte, sched time.Time, text, truth bool) (time.Time, error) {
 	b = append(b, `,"llmprobe_emit_ns":`...)
 	now := time.Now()
 	b = strconv.AppendInt(b, now.UnixNano(), 10)
 	if text && st.firstEmit.IsZero() {
 		st.firstEmit = now
 	}
-	if final {
-		b = append(b, `,"llmprobe_queue_ns":`...)
-		b = strconv.AppendInt(b, int64(st.admitted.Sub(st.arrival)), 10)
-		b = append(b, `,"llmprobe_ttft_ns":`...)
-		b = strconv.AppendInt(b, int64(st.firstEmit.Sub(st.arrival)), 10)
+	if truth {
+		b = st.appendTruth(b, st.firstEmit)
 	}
 	b = append(b, "}\n\n"...)
 	if cap(b) <= 64<<10 {
@@ -182,33 +176,44 @@ func (st *stream) emit(b []byte, sched time.Time, text, final bool) (time.Time, 
 	return now, err
 }
 
+// sized returns st.buf emptied, grown once to hold n bytes: for the
+// events that repeat the whole text, so that a long output costs one
+// allocation rather than a doubling series per event.
+func (st *stream) sized(n int) []byte {
+	if cap(st.buf) < n {
+		st.buf = make([]byte, 0, n)
+	}
+	return st.buf[:0]
+}
+
+// event emits an unscheduled event without generated text: the formats'
+// structural events.
+func (st *stream) event(b []byte, truth bool) error {
+	_, err := st.emit(b, time.Time{}, false, truth)
+	return err
+}
+
 // runStream serves a streamed response after admission.
 func (st *stream) runStream() {
 	s := st.s
 	bp := s.bufs.Get().(*[]byte)
-	defer func() { *bp = st.buf[:0]; s.bufs.Put(bp) }()
+	defer func() {
+		if cap(st.buf) <= 64<<10 { // the pool keeps no huge buffers
+			*bp = st.buf[:0]
+		}
+		s.bufs.Put(bp)
+	}()
 	st.created = time.Now().Unix()
-	st.buf = st.appendPrefix((*bp)[:0])
-	st.prefixLen = len(st.buf)
+	st.buf = (*bp)[:0]
 	st.timer = time.NewTimer(time.Hour)
 	defer st.timer.Stop()
 
-	if st.api == apiChat {
-		// The role chunk goes out at admission, when prefill starts: a
-		// client that counted it as the first token would be early by the
-		// whole prefill, which makes the mistake visible.
-		b := append(st.buf[:st.prefixLen], `{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null,"stop_reason":null}]`...)
-		b = st.appendContinuousUsage(b, 0)
-		if _, err := st.emit(b, time.Time{}, false, false); err != nil {
-			return
-		}
+	if st.f.start(st) != nil {
+		return
 	}
 
-	out := st.p.outputTokens
-	reasoning := 0
-	if st.api == apiChat {
-		reasoning = min(s.model.reasoning, out)
-	}
+	out, reasoning := st.p.outputTokens, st.p.reasoning
+	truthFirst := st.f.truthOnFirst()
 	faultAt, struck := s.cfg.Faults.AfterEvents, !st.fault.midStream() || st.fault == faultDrip
 	sched := st.admitted.Add(s.model.firstTokenDelay(st.rng, st.p.inputTokens))
 	emitted, events := 0, 0
@@ -236,28 +241,8 @@ func (st *stream) runStream() {
 			return
 		}
 		last := emitted+k == out
-		b := st.buf[:st.prefixLen]
-		if st.api == apiChat {
-			if isReasoning {
-				b = append(b, `{"index":0,"delta":{"reasoning_content":"`...)
-				b = appendWords(b, reasoningWord, k)
-			} else {
-				b = append(b, `{"index":0,"delta":{"content":"`...)
-				b = appendWords(b, contentWord, k)
-			}
-			b = append(b, `"},"logprobs":null,"finish_reason":`...)
-		} else {
-			b = append(b, `{"index":0,"text":"`...)
-			b = appendWords(b, contentWord, k)
-			b = append(b, `","logprobs":null,"finish_reason":`...)
-		}
-		if last {
-			b = append(b, `"length","stop_reason":null}]`...)
-		} else {
-			b = append(b, `null,"stop_reason":null}]`...)
-		}
-		b = st.appendContinuousUsage(b, emitted+k)
-		now, err := st.emit(b, sched, true, last)
+		b := st.f.text(st, st.buf[:st.prefixLen], k, emitted, isReasoning, last)
+		now, err := st.emit(b, sched, true, (truthFirst && events == 0) || (!truthFirst && last))
 		if err != nil {
 			return
 		}
@@ -274,6 +259,9 @@ func (st *stream) runStream() {
 		st.prevEmit = now
 		emitted += k
 		events++
+		if isReasoning && emitted == reasoning && !last && st.f.toContent(st) != nil {
+			return
+		}
 	}
 	if !struck {
 		var ok bool
@@ -284,14 +272,7 @@ func (st *stream) runStream() {
 			return
 		}
 	}
-	if st.p.includeUsage {
-		b := append(st.buf[:st.prefixLen], "],"...)
-		b = appendUsage(b, st.p.inputTokens, out)
-		if _, err := st.emit(b, time.Time{}, false, true); err != nil {
-			return
-		}
-	}
-	if st.write([]byte("data: [DONE]\n\n")) != nil {
+	if st.f.end(st) != nil {
 		return
 	}
 	s.metrics.e2e.Observe(time.Since(st.arrival).Seconds())
@@ -306,28 +287,27 @@ func (st *stream) strike(sched time.Time) (time.Time, bool) {
 		abortConn(st.w)
 		return sched, false
 	case faultTruncate:
-		// Returning ends the chunked body cleanly: EOF without [DONE].
+		// Returning ends the chunked body cleanly: EOF without the API's
+		// end events.
 		return sched, false
 	case faultStall:
 		// Shift the rest of the schedule: silence for the stall plus the
 		// gap that was due anyway, and no lateness charged for it.
 		return sched.Add(time.Duration(st.s.cfg.Faults.StallDuration)), true
 	case faultMalformed:
-		b := append(st.buf[:st.prefixLen], `{"index":0,"delta":{"content":"`...)
-		b = append(b, "\n\n"...)
-		return sched, st.write(b) == nil
+		return sched, st.write(st.f.malformed(st, st.buf[:st.prefixLen])) == nil
 	case faultOversized:
 		n := st.s.cfg.Faults.OversizedBytes
-		b := make([]byte, 0, st.prefixLen+n+256)
-		b = append(b, st.buf[:st.prefixLen]...)
-		b = st.appendEmptyChoice(b)
+		b := st.f.empty(st, make([]byte, 0, st.prefixLen+n+256))
 		b = append(b, `,"llmprobe_padding":"`...)
 		for range max(0, n-len(b)-64) {
 			b = append(b, 'x')
 		}
 		b = append(b, '"')
-		_, err := st.emit(b, time.Time{}, false, false)
-		return sched, err == nil
+		return sched, st.event(b, false) == nil
+	case faultStreamError:
+		st.f.failure(st)
+		return sched, false
 	}
 	return sched, true
 }
@@ -359,40 +339,20 @@ func (st *stream) runWhole() {
 	if !st.waitUntil(end) {
 		return
 	}
-	if st.fault == faultReset {
+	switch st.fault {
+	case faultReset:
 		abortConn(st.w)
+		return
+	case faultStreamError:
+		// Nothing was sent yet: the failure is an error status.
+		st.f.writeError(st.w, http.StatusInternalServerError, "simulated failure during generation")
 		return
 	}
 
-	reasoning := 0
-	if st.api == apiChat {
-		reasoning = min(s.model.reasoning, out)
-	}
-	b := make([]byte, 0, 512+len(contentWord)*out+len(reasoningWord)*reasoning)
-	b = st.appendHead(b, false)
-	if st.api == apiChat {
-		b = append(b, `{"index":0,"message":{"role":"assistant","reasoning_content":`...)
-		if reasoning > 0 {
-			b = append(b, '"')
-			b = appendWords(b, reasoningWord, reasoning)
-			b = append(b, '"')
-		} else {
-			b = append(b, "null"...)
-		}
-		b = append(b, `,"content":"`...)
-		b = appendWords(b, contentWord, out-reasoning)
-		b = append(b, `"},"logprobs":null,"finish_reason":"length","stop_reason":null}],`...)
-	} else {
-		b = append(b, `{"index":0,"text":"`...)
-		b = appendWords(b, contentWord, out)
-		b = append(b, `","logprobs":null,"finish_reason":"length","stop_reason":null}],`...)
-	}
-	b = appendUsage(b, st.p.inputTokens, out)
-	b = append(b, `,"llmprobe_queue_ns":`...)
-	b = strconv.AppendInt(b, int64(st.admitted.Sub(st.arrival)), 10)
+	b := make([]byte, 0, 1024+len(contentWord)*out+len(reasoningWord)*st.p.reasoning)
+	b = st.f.whole(st, b)
 	// No event carries the first token here: TTFT is when it was due.
-	b = append(b, `,"llmprobe_ttft_ns":`...)
-	b = strconv.AppendInt(b, int64(first.Sub(st.arrival)), 10)
+	b = st.appendTruth(b, first)
 	if st.fault == faultOversized {
 		b = append(b, `,"llmprobe_padding":"`...)
 		for range s.cfg.Faults.OversizedBytes {
