@@ -55,7 +55,7 @@ func simulateCommand(app *kingpin.Application, _ *promslog.Config) (*kingpin.Cmd
 	cmd.Flag("batch-slowdown", "Token intervals stretch by 1 + this × running/max-concurrency.").IsSetByUser(&set.slowdown).Float64Var(&o.BatchSlowdown)
 	cmd.Flag("tokens-per-event", "Tokens per SSE event (speculative decoding).").IsSetByUser(&set.perEvent).IntVar(&o.TokensPerEvent)
 	cmd.Flag("default-output-tokens", "Output length when a request sets no max_tokens.").IsSetByUser(&set.outTokens).IntVar(&o.DefaultOutputTokens)
-	cmd.Flag("reasoning-tokens", "Chat: first N tokens sent as reasoning_content.").IsSetByUser(&set.reasoning).IntVar(&o.ReasoningTokens)
+	cmd.Flag("reasoning-tokens", "first N tokens sent as reasoning (reasoning_content in chat, thinking_delta in Messages, reasoning_text in Responses).").IsSetByUser(&set.reasoning).IntVar(&o.ReasoningTokens)
 
 	return cmd, func(logger *slog.Logger) error {
 		cfg := simulator.DefaultConfig()

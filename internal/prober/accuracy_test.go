@@ -34,7 +34,7 @@ func TestAccuracyAgainstGroundTruth(t *testing.T) {
 	cfg.ITL = model.Duration(5 * time.Millisecond)
 	url := serve(t, cfg)
 
-	for _, api := range []config.API{config.APIOpenAIChat, config.APIOpenAICompletions} {
+	for _, api := range config.APIs {
 		t.Run(string(api), func(t *testing.T) {
 			target := &config.Target{Name: "ref", URL: url, API: api, Model: "m", HTTPClientConfig: config.DefaultTarget.HTTPClientConfig}
 			c, err := prober.NewClient(target, logger)
