@@ -28,8 +28,19 @@ var (
 	DefaultTTFTBuckets     = ladder([]float64{.005, .01}, .017, 32, []float64{60, 120, 300})
 	DefaultE2EBuckets      = ladder([]float64{.005, .01}, .017, 128, []float64{300})
 	DefaultPerTokenBuckets = ladder([]float64{.0005}, .00097, .21, []float64{.5, 1, 2.5})
-	DefaultTokenBuckets    = ladder([]float64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, 11, 32768, []float64{65536, 131072})
+	DefaultTokenBuckets    = ladder(smallCounts(10), 11, 32768, []float64{65536, 131072})
 )
+
+// smallCounts brackets each count 1..n tightly, (n-0.05, n]: a count is an
+// integer, and linear interpolation across (n-1, n] would read a steady n as
+// n-0.5 at p50, 50% low for n = 1.
+func smallCounts(n int) []float64 {
+	var out []float64
+	for i := 1; i <= n; i++ {
+		out = append(out, float64(i)-.05, float64(i))
+	}
+	return out
+}
 
 // ladder is below, then every 2^(k/8) from the first at or under lo to the
 // first at or over hi, then above.
