@@ -478,7 +478,7 @@ func TestQueryMetricNamesKnown(t *testing.T) {
 	exported, recorded, external := exportedNames(t), recordedNames(t), externalNames(t)
 	grafanaVars := strings.NewReplacer(
 		"$__rate_interval", "5m", "$__interval", "1m", "$__range", "1h",
-		"$target", ".*", "$scenario", ".*", "$instance", ".*", "$engine_job", ".*",
+		"$job", ".*", "$target", ".*", "$scenario", ".*", "$instance", ".*", "$engine_job", ".*",
 	)
 	seen := map[string]bool{}
 	check := func(where, expr string) {
@@ -689,7 +689,7 @@ func TestDashboardPanels(t *testing.T) {
 		if !strings.HasPrefix(vars["datasource"], `datasource "prometheus"`) {
 			t.Errorf("%s: want a prometheus datasource variable, got %q", f, vars["datasource"])
 		}
-		for _, v := range []string{"target", "scenario"} {
+		for _, v := range []string{"job", "target", "scenario"} {
 			if !strings.HasPrefix(vars[v], "query ") || !strings.Contains(vars[v], "label_values(llmprobe_requests_total") {
 				t.Errorf("%s: want a query variable %s from label_values(llmprobe_requests_total...), got %q", f, v, vars[v])
 			}
@@ -731,7 +731,7 @@ func TestDashboardPanels(t *testing.T) {
 func TestDashboardQueriesParse(t *testing.T) {
 	grafanaVars := strings.NewReplacer(
 		"$__rate_interval", "5m", "$__interval", "1m", "$__range", "1h",
-		"$target", ".*", "$scenario", ".*", "$instance", ".*", "$engine_job", ".*",
+		"$job", ".*", "$target", ".*", "$scenario", ".*", "$instance", ".*", "$engine_job", ".*",
 	)
 	var rf strings.Builder
 	rf.WriteString("groups:\n  - name: dashboard-queries\n    rules:\n")
