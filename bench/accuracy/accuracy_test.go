@@ -316,13 +316,13 @@ func TestNumJSONNullForUndefined(t *testing.T) {
 }
 
 func TestParseFlagsRejectsBadLadders(t *testing.T) {
-	for _, args := range [][]string{{"-rates", "100,-5"}, {"-rates", ""}, {"-modes", "0,x"}, {"-repeat", "0"}, {"-arrival", "bursty"}} {
+	for _, args := range [][]string{{"-rates", "100,-5"}, {"-rates", ""}, {"-modes", "0,x"}, {"-repeat", "0"}, {"-arrival", "bursty"}, {"-api", "grpc"}} {
 		if _, err := parseFlags(args); err == nil {
 			t.Errorf("%s accepted", strings.Join(args, " "))
 		}
 	}
-	o, err := parseFlags([]string{"-rates", "100, 300", "-modes", "0,8", "-server-cpus", "0-7", "-client-cpus", "8-15"})
-	if err != nil || len(o.rates) != 2 || o.rates[1] != 300 || o.modes[1] != 8 || o.clientCPUs != "8-15" {
+	o, err := parseFlags([]string{"-rates", "100, 300", "-modes", "0,8", "-server-cpus", "0-7", "-client-cpus", "8-15", "-api", "anthropic-messages"})
+	if err != nil || len(o.rates) != 2 || o.rates[1] != 300 || o.modes[1] != 8 || o.clientCPUs != "8-15" || o.api != "anthropic-messages" {
 		t.Errorf("parsed %+v, %v", o, err)
 	}
 }

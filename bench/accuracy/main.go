@@ -18,10 +18,13 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/llmprobe/llmprobe/internal/config"
 )
 
 type options struct {
@@ -46,6 +49,15 @@ type options struct {
 	rssTokens  int
 	rssSettle  time.Duration
 	pause      time.Duration
+	api        string
+}
+
+func apiList() string {
+	var names []string
+	for _, a := range config.APIs {
+		names = append(names, string(a))
+	}
+	return strings.Join(names, ", ")
 }
 
 func parseFlags(args []string) (*options, error) {
@@ -65,6 +77,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.outTokens, "output-tokens", 64, "Output tokens per request (max_tokens; the endpoint emits exactly this many).")
 	fs.IntVar(&o.inTokens, "input-tokens", 16, "Input tokens per synthetic prompt.")
 	fs.StringVar(&o.arrival, "arrival", "poisson", "Arrival process: poisson or constant.")
+	fs.StringVar(&o.api, "api", "openai-chat", "Wire API llmprobe speaks to the reference endpoint: "+apiList()+".")
 	fs.DurationVar(&o.biasLimit, "bias-limit", time.Millisecond, "A rate is clean when TTFT-bias p99 is under this ...")
 	fs.Float64Var(&o.rateTol, "rate-tolerance", 0.01, "... and achieved/requested is within this (plus 2σ of the Poisson count), with no drop and no error.")
 	fs.IntVar(&o.rssStreams, "rss-streams", 2000, "Closed-loop streams held open to measure RSS per in-flight stream (0: skip).")
@@ -101,6 +114,8 @@ func parseFlags(args []string) (*options, error) {
 		return nil, fmt.Errorf("-duration must be > 0 and -warmup >= 0")
 	case o.arrival != "poisson" && o.arrival != "constant":
 		return nil, fmt.Errorf("-arrival must be poisson or constant")
+	case !slices.Contains(config.APIs, config.API(o.api)):
+		return nil, fmt.Errorf("-api must be one of %s", apiList())
 	case o.outTokens < 2 || o.inTokens < 1:
 		return nil, fmt.Errorf("-output-tokens must be >= 2 and -input-tokens >= 1")
 	}
@@ -312,6 +327,7 @@ func (b *bench) openLoopConfig(simAddr string, rate float64, seed int) string {
 targets:
   - name: sim
     url: http://%s
+    api: %s
     model: bench
 scenarios:
   - name: accuracy
@@ -321,7 +337,7 @@ scenarios:
 probes:
   - targets: [sim]
     scenarios: [accuracy]
-`, seed, simAddr, b.o.arrival, rate, maxInFlight, b.o.inTokens, b.o.outTokens)
+`, seed, simAddr, b.o.api, b.o.arrival, rate, maxInFlight, b.o.inTokens, b.o.outTokens)
 }
 
 // window is what both ends looked like at one edge of the measured window.
@@ -401,6 +417,7 @@ func (b *bench) rssRun(ctx context.Context, slowAddr string, workers int) (RSSRe
 		yml := fmt.Sprintf(`targets:
   - name: sim
     url: http://%s
+    api: %s
     model: bench
 scenarios:
   - name: rss
@@ -410,7 +427,7 @@ scenarios:
 probes:
   - targets: [sim]
     scenarios: [rss]
-`, slowAddr, streams, b.o.inTokens, b.o.rssTokens)
+`, slowAddr, b.o.api, streams, b.o.inTokens, b.o.rssTokens)
 		d, addr, err := b.startDaemon(ctx, fmt.Sprintf("rss-w%d-%d", workers, streams), yml, workers)
 		if err != nil {
 			return groupUsage{}, 0, err

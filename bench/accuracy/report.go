@@ -185,7 +185,7 @@ func optionsJSON(o *options) map[string]any {
 		"rates": o.rates, "modes": o.modes, "duration": o.duration.String(), "warmup": o.warmup.String(),
 		"repeat": o.repeat, "server_cpus": o.serverCPUs, "client_cpus": o.clientCPUs,
 		"ttft": o.ttft.String(), "itl": o.itl.String(), "output_tokens": o.outTokens, "input_tokens": o.inTokens,
-		"arrival": o.arrival, "bias_limit": o.biasLimit.String(), "rate_tolerance": o.rateTol,
+		"arrival": o.arrival, "api": o.api, "bias_limit": o.biasLimit.String(), "rate_tolerance": o.rateTol,
 		"rss_streams": o.rssStreams, "rss_itl": o.rssITL.String(), "rss_tokens": o.rssTokens,
 	}
 }
