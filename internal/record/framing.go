@@ -1,11 +1,11 @@
-// Wire format (version 2)
+// Wire format (version 3)
 //
 // A worker writes a stream of frames to the supervisor; every frame is
 // self-describing and checked on its own:
 //
 //	byte 0      magic 0xC0 (never valid UTF-8: stray text on the pipe, such
 //	            as a panic trace, is caught at the first byte)
-//	byte 1      version (2); any other value is refused, on every frame
+//	byte 1      version (3); any other value is refused, on every frame
 //	byte 2      kind: 1 record, 2 sample, 3 heartbeat, 4 send
 //	bytes 3..   payload length, uvarint (1 to 4 bytes), at most MaxPayload
 //	then        payload, exactly that many bytes
@@ -23,7 +23,8 @@
 //	           zz InputTokens, zz OutputTokens, zz CountedTokens,
 //	           zz ServerTTFT, zz ServerQueue,
 //	           uv len(Gaps), then per gap: zz Gap, zz Tokens,
-//	           uv len(EmitLags), then per lag: zz lag
+//	           uv len(EmitLags), then per lag: zz lag,
+//	           uv len(Detail) (at most prober.MaxDetail), then its bytes
 //	sample:    the scalar fields of Sample in declaration order, zz for
 //	           signed, uv for unsigned, f64 for float64, byte for bool;
 //	           then uv len(Probes), and per probe: uv ID, uv Scheduled, uv Sent,
@@ -45,6 +46,7 @@ import (
 	"math"
 	"slices"
 	"time"
+	"unicode/utf8"
 
 	"github.com/llmprobe/llmprobe/internal/prober"
 )
@@ -54,7 +56,7 @@ const (
 	Magic byte = 0xC0
 	// Version is the frame format this build writes and the only one it
 	// reads. Bump it on any change to the header or a payload layout.
-	Version byte = 2
+	Version byte = 3
 	// MaxPayload caps a frame's payload so that a corrupt length never
 	// makes the decoder allocate without bound. A record with 64 gaps and
 	// 64 emit lags is about 570 bytes; a million gaps still fit.
@@ -274,7 +276,18 @@ func appendRecord(b []byte, r *Record) []byte {
 	for _, l := range r.EmitLags {
 		b = binary.AppendVarint(b, int64(l))
 	}
-	return b
+	// Detail is empty on success; the prober bounds it, and so does the
+	// decoder, so a longer one is cut here rather than refused there.
+	d := r.Detail
+	if len(d) > prober.MaxDetail {
+		cut := prober.MaxDetail
+		for cut > 0 && !utf8.RuneStart(d[cut]) {
+			cut--
+		}
+		d = d[:cut]
+	}
+	b = binary.AppendUvarint(b, uint64(len(d)))
+	return append(b, d...)
 }
 
 func appendSample(b []byte, s *Sample) []byte {
@@ -521,6 +534,7 @@ func (d *Decoder) DecodeRecord(r *Record) error {
 	for i := range r.EmitLags {
 		r.EmitLags[i] = time.Duration(p.varint())
 	}
+	r.Detail = p.detail()
 	return p.end(KindRecord)
 }
 
@@ -686,6 +700,22 @@ func (p *payload) fixed64() uint64 {
 	v := binary.LittleEndian.Uint64(p.b[p.off:])
 	p.off += 8
 	return v
+}
+
+// detail reads Detail: a length (at most prober.MaxDetail) and its bytes.
+// Empty, as on every success, it allocates nothing.
+func (p *payload) detail() string {
+	n := p.uvarint()
+	if p.err != nil || n == 0 {
+		return ""
+	}
+	if n > prober.MaxDetail || n > uint64(len(p.b)-p.off) {
+		p.fail("detail of %d bytes (at most %d, %d left)", n, prober.MaxDetail, len(p.b)-p.off)
+		return ""
+	}
+	s := string(p.b[p.off : p.off+int(n)])
+	p.off += int(n)
+	return s
 }
 
 // count reads a list length and checks that the bytes left can hold that
