@@ -108,8 +108,9 @@ type Result struct {
 	EmitLags []time.Duration
 
 	// RetryAfter is what a 429 or 503 asked for in its Retry-After header
-	// (seconds, or an HTTP date), 0 when it asked for nothing. It is used where the request was measured (the load engine's
-	// back-off) and does not travel in worker records.
+	// (seconds, or an HTTP date), 0 when it asked for nothing. It is used
+	// where the request was measured (the load engine's back-off) and does
+	// not travel in worker records.
 	RetryAfter time.Duration
 
 	// Detail says why a request failed, for the logs: the server's own error
