@@ -106,6 +106,9 @@ func (a *aggregator) observe() {
 				p.ObserveSend(it.Send)
 			}
 			a.worker.ObserveSend(it.Send)
+			if a.opts.Tap != nil {
+				a.opts.Tap.Send(it.Send)
+			}
 			continue
 		}
 		if p := a.probes.get(it.Record.Probe); p != nil {

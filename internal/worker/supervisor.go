@@ -269,6 +269,9 @@ func (p *procPlan) read(ctx context.Context, r io.Reader, kill func(), inc *metr
 				open[s.Probe]++
 			}
 			w.ObserveSend(s)
+			if p.tap != nil {
+				p.tap.Send(s)
+			}
 		case record.KindSample:
 			if err := dec.DecodeSample(&sample); err != nil {
 				p.logger.Error("bad sample frame", "err", err)

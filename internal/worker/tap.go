@@ -17,6 +17,9 @@ type Tap interface {
 	// ids[i] is probes[i]. It is called for every configuration applied,
 	// before any of its records, also for one that is then rejected.
 	Probes(ids []uint32, probes []config.Probe)
+	// Send is one request going out (its schedule delay is the one the
+	// llmprobe_schedule_delay_seconds histogram takes).
+	Send(s record.Send)
 	// Record is one request ended; r is valid only during the call.
 	Record(r *record.Record)
 	// Sample is worker's sample for the window that just ended; s is valid

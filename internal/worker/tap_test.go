@@ -28,6 +28,8 @@ func (f *fakeTap) Probes(ids []uint32, probes []config.Probe) {
 	}
 }
 
+func (f *fakeTap) Send(record.Send) {}
+
 func (f *fakeTap) Record(r *record.Record) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
