@@ -210,7 +210,7 @@ func (r *Report) verdict() string {
 	}
 	at := "its load"
 	if rate > 0 {
-		at = fmt.Sprintf("%s req/s", formatFloat(rate))
+		at = fmt.Sprintf("%s req/s", FormatFloat(rate))
 	}
 	return fmt.Sprintf("client saturated at %s (%s): figures above include client delay", at, strings.Join(why, ", "))
 }

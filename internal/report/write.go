@@ -26,12 +26,12 @@ func WriteJSON(w io.Writer, v any) error {
 func WriteTable(w io.Writer, r *Report) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	for _, p := range r.Probes {
-		load := fmt.Sprintf("open loop, %s req/s requested", formatFloat(p.RequestedRate))
+		load := fmt.Sprintf("open loop, %s req/s requested", FormatFloat(p.RequestedRate))
 		if p.Mode == "closed" {
 			load = fmt.Sprintf("closed loop, concurrency %d", p.Concurrency)
 		}
 		fmt.Fprintf(w, "%s × %s: %s, %s req/s achieved over %s (after %s warm-up)\n", p.Target, p.Scenario, load,
-			formatFloat(p.AchievedRate), seconds(r.DurationSeconds), seconds(r.WarmupSeconds))
+			FormatFloat(p.AchievedRate), seconds(r.DurationSeconds), seconds(r.WarmupSeconds))
 		fmt.Fprintf(w, "  requests: %s; warm-up %d; sent %d, dropped %d, backed off %d\n", outcomes(p.Requests), p.WarmupRequests, p.Sent, p.Dropped, p.BackedOff)
 		fmt.Fprintln(tw, "\tp50\tp90\tp99\tmean\tcount\t")
 		rows := []struct {
@@ -52,7 +52,7 @@ func WriteTable(w io.Writer, r *Report) error {
 			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%d\t\n", row.name, Dur(row.q.P50), Dur(row.q.P90), Dur(row.q.P99), Dur(row.q.Mean), row.q.Count)
 		}
 		tw.Flush()
-		fmt.Fprintf(w, "  output tokens/s: %s\n", formatFloat(p.OutputTokensPerSecond))
+		fmt.Fprintf(w, "  output tokens/s: %s\n", FormatFloat(p.OutputTokensPerSecond))
 		for _, g := range p.Goodput {
 			fmt.Fprintf(w, "  goodput %s: %.4f (%d of %d)\n", g.Objective, g.Ratio, g.Good, g.Requests)
 		}
@@ -116,10 +116,12 @@ func CSVRows(r *Report) [][]string {
 
 // WriteCSV writes r as CSV with a header row.
 func WriteCSV(w io.Writer, r *Report) error {
+	return writeCSVRows(w, append([][]string{CSVHeader()}, CSVRows(r)...))
+}
+
+func writeCSVRows(w io.Writer, rows [][]string) error {
 	cw := csv.NewWriter(w)
-	cw.Write(CSVHeader())
-	cw.WriteAll(CSVRows(r))
-	return cw.Error()
+	return cw.WriteAll(rows)
 }
 
 func outcomes(m map[string]uint64) string {
@@ -134,8 +136,8 @@ func outcomes(m map[string]uint64) string {
 
 func num(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
 
-// formatFloat is v with at most 3 decimals, trailing zeros cut.
-func formatFloat(v float64) string {
+// FormatFloat is v with at most 3 decimals, trailing zeros cut.
+func FormatFloat(v float64) string {
 	return strconv.FormatFloat(math.Round(v*1000)/1000, 'f', -1, 64)
 }
 
@@ -144,6 +146,9 @@ func seconds(s float64) string { return Dur(s) }
 // Dur writes seconds as a duration rounded to 3 significant digits.
 func Dur(s float64) string {
 	d := time.Duration(s * float64(time.Second))
+	if d == 0 {
+		return "0s"
+	}
 	neg := d < 0
 	if neg {
 		d = -d
