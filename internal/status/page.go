@@ -64,11 +64,11 @@ type Count struct {
 
 // WorkerView is one worker's latest sample.
 type WorkerView struct {
-	Worker                 int
-	Saturated              bool
-	Why                    string // why its windows were bad (latest), empty when none was
-	InFlight, Cap          int64
-	SchedP99, Age          string
+	Worker        int
+	Saturated     bool
+	Why           string // why its windows were bad (latest), empty when none was
+	InFlight, Cap int64
+	SchedP99, Age string
 }
 
 // Snapshot reads the window now.
