@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -15,13 +14,11 @@ import (
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/common/promslog"
 	"go.yaml.in/yaml/v2"
 
 	"github.com/llmprobe/llmprobe/internal/config"
-	"github.com/llmprobe/llmprobe/internal/metrics"
 	"github.com/llmprobe/llmprobe/internal/report"
 	"github.com/llmprobe/llmprobe/internal/worker"
 	"github.com/llmprobe/llmprobe/simulator"
@@ -84,11 +81,11 @@ func runBenchCommand(f *benchFlags, logger *slog.Logger) error {
 			return err
 		}
 	}
-	opts := benchOptions{workers: f.workers, replica: f.replica, drain: f.drain, duration: f.duration, command: workerCommandLine(f.log)}
+	opts := report.BenchOptions{Workers: f.workers, Replica: f.replica, Drain: f.drain, Duration: f.duration, Command: workerCommandLine(f.log)}
 	if isTerminal(os.Stderr) {
-		opts.progress = os.Stderr
+		opts.Progress = os.Stderr
 	}
-	rep, _, err := runBench(ctx, cfg, opts, logger)
+	rep, _, err := report.Bench(ctx, cfg, opts, logger)
 	if err != nil {
 		return err
 	}
@@ -181,79 +178,6 @@ func workerCommandLine(logCfg *promslog.Config) []string {
 		cmd = append(cmd, "--log.level="+logCfg.Level.String(), "--log.format="+logCfg.Format.String())
 	}
 	return cmd
-}
-
-type benchOptions struct {
-	workers  int
-	replica  string
-	drain    time.Duration
-	duration time.Duration // measured, after the longest warm-up
-	command  []string      // starts a worker process
-	progress io.Writer     // nil: quiet
-}
-
-// runBench runs cfg's probes with the daemon's pool, metrics and records
-// for the longest warm-up plus o.duration (less if ctx ends first), drains,
-// and reports from every record. The registry it returns holds the same
-// run's metrics, as the daemon would export them.
-func runBench(ctx context.Context, cfg *config.Config, o benchOptions, logger *slog.Logger) (*report.Report, *prometheus.Registry, error) {
-	reg := prometheus.NewRegistry()
-	col := report.NewCollector()
-	pool, err := worker.NewPool(metrics.New(reg), metrics.NewSaturation(reg), worker.Options{
-		Workers: o.workers, Drain: o.drain, Thresholds: worker.DefaultThresholds, Replica: o.replica, Command: o.command, Tap: col,
-	}, logger)
-	if err != nil {
-		return nil, nil, err
-	}
-	var warmup time.Duration
-	for _, p := range cfg.Probes() {
-		warmup = max(warmup, time.Duration(p.Scenario.Load.Warmup))
-	}
-	started := time.Now()
-	if err := pool.Apply(cfg); err != nil {
-		return nil, nil, err
-	}
-	total := warmup + o.duration
-	end := time.NewTimer(total)
-	defer end.Stop()
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-wait:
-	for {
-		select {
-		case <-ctx.Done():
-			logger.Info("interrupted: reporting what was measured")
-			break wait
-		case <-end.C:
-			break wait
-		case <-tick.C:
-			if o.progress != nil {
-				printProgress(o.progress, col, time.Since(started), total, warmup)
-			}
-		}
-	}
-	elapsed := time.Since(started)
-	if o.progress != nil {
-		fmt.Fprint(o.progress, "\r\033[K")
-	}
-	pool.Shutdown()
-	return col.Build(report.Run{Started: started, Warmup: warmup, Duration: max(0, elapsed-warmup), Workers: o.workers}), reg, nil
-}
-
-// printProgress rewrites one terminal line: elapsed / total, the send rate
-// over the last second, errors and the client's verdict.
-func printProgress(w io.Writer, col *report.Collector, elapsed, total, warmup time.Duration) {
-	p := col.Progress()
-	phase := ""
-	if elapsed < warmup {
-		phase = " (warm-up)"
-	}
-	sat := "no"
-	if p.Saturated {
-		sat = "YES"
-	}
-	fmt.Fprintf(w, "\r\033[K%s / %s%s  %.1f req/s  errors %d  client saturated: %s",
-		elapsed.Round(time.Second), total.Round(time.Second), phase, p.RecentRate, p.Errors, sat)
 }
 
 func isTerminal(f *os.File) bool {

@@ -60,8 +60,8 @@ func TestBenchReportAgreesWithMetrics(t *testing.T) {
 	for _, workers := range []int{0, 2} {
 		t.Run(fmt.Sprintf("workers=%d", workers), func(t *testing.T) {
 			cfg := benchConfig(t, url, "{mode: open, rate: 40, warmup: 1s}")
-			rep, reg, err := runBench(context.Background(), cfg, benchOptions{workers: workers, drain: 5 * time.Second,
-				duration: 3 * time.Second, command: []string{binary, "worker"}}, slog.New(slog.DiscardHandler))
+			rep, reg, err := report.Bench(context.Background(), cfg, report.BenchOptions{Workers: workers, Drain: 5 * time.Second,
+				Duration: 3 * time.Second, Command: []string{binary, "worker"}}, slog.New(slog.DiscardHandler))
 			if err != nil {
 				t.Fatal(err)
 			}

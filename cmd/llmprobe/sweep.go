@@ -98,7 +98,7 @@ func runSweepCommand(f *sweepFlags, logger *slog.Logger) error {
 		return err
 	}
 	defer stopRef()
-	opts := benchOptions{workers: f.workers, replica: f.replica, drain: f.drain, duration: f.stepDuration, command: workerCommandLine(f.log)}
+	opts := report.BenchOptions{Workers: f.workers, Replica: f.replica, Drain: f.drain, Duration: f.stepDuration, Command: workerCommandLine(f.log)}
 	var warmup *model.Duration
 	if f.warmup != "" {
 		w, err := model.ParseDuration(f.warmup)
@@ -161,7 +161,7 @@ func writeSweepFile(path string, sw *report.Sweep) error {
 // its concurrency in closed loop), only the probes of that scenario, and
 // stops early once two steps in a row missed the goodput target.
 func sweep(ctx context.Context, base *config.Config, scenario string, values []float64, warmup *model.Duration, target float64,
-	opts benchOptions, logger *slog.Logger, each func(report.Step)) (*report.Sweep, error) {
+	opts report.BenchOptions, logger *slog.Logger, each func(report.Step)) (*report.Sweep, error) {
 	probes := base.Probes()
 	if len(probes) == 0 {
 		return nil, errors.New("the configuration has no probes")
@@ -199,7 +199,7 @@ func sweep(ctx context.Context, base *config.Config, scenario string, values []f
 			return nil, fmt.Errorf("step %v: %w", v, err)
 		}
 		logger.Info("sweep step", "step", i+1, "of", len(values), "value", v, "unit", sw.Unit)
-		rep, _, err := runBench(ctx, cfg, opts, logger)
+		rep, _, err := report.Bench(ctx, cfg, opts, logger)
 		if err != nil {
 			return nil, fmt.Errorf("step %v: %w", v, err)
 		}

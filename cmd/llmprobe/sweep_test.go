@@ -24,7 +24,7 @@ func TestSweepFindsTheKneeAndStopsEarly(t *testing.T) {
 	zero := model.Duration(0)
 	values := []float64{5, 20, 400, 800, 1600}
 	sw, err := sweep(context.Background(), base, "", values, &zero, 0.99,
-		benchOptions{workers: 0, drain: 3 * time.Second, duration: 1500 * time.Millisecond}, slog.New(slog.DiscardHandler), nil)
+		report.BenchOptions{Workers: 0, Drain: 3 * time.Second, Duration: 1500 * time.Millisecond}, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
