@@ -2,9 +2,15 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -192,4 +198,50 @@ func singleHistogram(t *testing.T, mfs []*dto.MetricFamily, name string) *dto.Hi
 	}
 	t.Fatalf("no single series of %s", name)
 	return nil
+}
+
+// `llmprobe bench` on the embedded default, as the README runs it: exit 0,
+// a versioned JSON report of the reference probe, and no progress line
+// when standard error is not a terminal. A probe with no successful
+// request makes it exit 1, saying which.
+func TestBenchCommand(t *testing.T) {
+	cmd := exec.Command(binary, "bench", "--duration=2s", "--warmup=0s", "--workers=0", "--output=-")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, stderr.String())
+	}
+	var rep report.Report
+	if err := json.Unmarshal(out, &rep); err != nil {
+		t.Fatalf("not a JSON report: %v\n%s", err, out)
+	}
+	if rep.Schema != report.Schema || len(rep.Probes) != 1 || rep.Probes[0].Target != "reference" || rep.Probes[0].Requests["success"] == 0 {
+		t.Errorf("report %+v", rep)
+	}
+	if strings.Contains(stderr.String(), "\r") {
+		t.Error("a progress line was written to a non-terminal")
+	}
+
+	url := referenceEndpoint(t, nil)
+	dir := t.TempDir()
+	cfgFile := writeFile(t, dir, "bad.yml", fmt.Sprintf(`
+targets: [{name: wrong-model, url: %q, model: absent}]
+scenarios:
+  - {name: s, load: {mode: open, rate: 5}, workload: {input_tokens: {value: 8}, output_tokens: {value: 4}}}
+probes: [{targets: [wrong-model], scenarios: [s]}]
+`, url))
+	csvFile := filepath.Join(dir, "r.csv")
+	cmd = exec.Command(binary, "bench", "--config.file="+cfgFile, "--duration=1s", "--workers=0", "--output="+csvFile)
+	combined, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("bench with no successful request: %v, want exit 1\n%s", err, combined)
+	}
+	if !strings.Contains(string(combined), "no successful request after the warm-up: wrong-model/s") || !strings.Contains(string(combined), "http_4xx") {
+		t.Errorf("the output does not say which probe measured nothing:\n%s", combined)
+	}
+	if b, err := os.ReadFile(csvFile); err != nil || !strings.HasPrefix(string(b), "target,scenario,") || strings.Count(string(b), "\n") != 2 {
+		t.Errorf("CSV report: %v\n%s", err, b)
+	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
@@ -48,5 +49,23 @@ func TestSweepFindsTheKneeAndStopsEarly(t *testing.T) {
 		}
 	} else if *sw.Knee != 20 && *sw.Knee != 5 {
 		t.Errorf("knee %v, want 20 (or 5 if the client saturated at 20)", *sw.Knee)
+	}
+}
+
+func TestLadder(t *testing.T) {
+	if got, err := ladder("1, 2,4", 0, 0, 0); err != nil || !slices.Equal(got, []float64{1, 2, 4}) {
+		t.Errorf("--rates: %v, %v", got, err)
+	}
+	if got, err := ladder("", 10, 50, 5); err != nil || !slices.Equal(got, []float64{10, 20, 30, 40, 50}) {
+		t.Errorf("--from/--to/--steps: %v, %v", got, err)
+	}
+	for _, bad := range []struct {
+		rates    string
+		from, to float64
+		steps    int
+	}{{"2,1", 0, 0, 0}, {"1,x", 0, 0, 0}, {"0", 0, 0, 0}, {"", 5, 5, 3}, {"", 1, 5, 1}, {"", 0, 5, 3}} {
+		if _, err := ladder(bad.rates, bad.from, bad.to, bad.steps); err == nil {
+			t.Errorf("ladder(%q, %v, %v, %v) accepted", bad.rates, bad.from, bad.to, bad.steps)
+		}
 	}
 }
