@@ -24,7 +24,7 @@
 //	           zz ServerTTFT, zz ServerQueue,
 //	           uv len(Gaps), then per gap: zz Gap, zz Tokens,
 //	           uv len(EmitLags), then per lag: zz lag,
-//	           uv len(Detail) (at most prober.MaxDetail), then its bytes
+//	           uv len(Detail) (at most MaxDetail), then its bytes
 //	sample:    the scalar fields of Sample in declaration order, zz for
 //	           signed, uv for unsigned, f64 for float64, byte for bool;
 //	           then uv len(Probes), and per probe: uv ID, uv Scheduled, uv Sent,
@@ -61,6 +61,10 @@ const (
 	// makes the decoder allocate without bound. A record with 64 gaps and
 	// 64 emit lags is about 570 bytes; a million gaps still fit.
 	MaxPayload = 16 << 20
+
+	// MaxDetail bounds a record's Detail on the wire: the prober's bound
+	// and the ellipsis it appends to a message it cut.
+	MaxDetail = prober.MaxDetail + len("…")
 
 	// maxHeader is magic + version + kind + the longest length uvarint.
 	maxHeader = 3 + binary.MaxVarintLen32
@@ -279,8 +283,8 @@ func appendRecord(b []byte, r *Record) []byte {
 	// Detail is empty on success; the prober bounds it, and so does the
 	// decoder, so a longer one is cut here rather than refused there.
 	d := r.Detail
-	if len(d) > prober.MaxDetail {
-		cut := prober.MaxDetail
+	if len(d) > MaxDetail {
+		cut := MaxDetail
 		for cut > 0 && !utf8.RuneStart(d[cut]) {
 			cut--
 		}
@@ -702,15 +706,15 @@ func (p *payload) fixed64() uint64 {
 	return v
 }
 
-// detail reads Detail: a length (at most prober.MaxDetail) and its bytes.
+// detail reads Detail: a length (at most MaxDetail) and its bytes.
 // Empty, as on every success, it allocates nothing.
 func (p *payload) detail() string {
 	n := p.uvarint()
 	if p.err != nil || n == 0 {
 		return ""
 	}
-	if n > prober.MaxDetail || n > uint64(len(p.b)-p.off) {
-		p.fail("detail of %d bytes (at most %d, %d left)", n, prober.MaxDetail, len(p.b)-p.off)
+	if n > uint64(MaxDetail) || n > uint64(len(p.b)-p.off) {
+		p.fail("detail of %d bytes (at most %d, %d left)", n, MaxDetail, len(p.b)-p.off)
 		return ""
 	}
 	s := string(p.b[p.off : p.off+int(n)])

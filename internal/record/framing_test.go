@@ -811,9 +811,10 @@ func sameSample(a, b Sample) bool {
 	return reflect.DeepEqual(a, b)
 }
 
-// TestDetailBounded: a failure's detail crosses the pipe, one longer than
-// prober.MaxDetail is cut on a rune boundary by the encoder, and a frame
-// claiming a longer one is refused by the decoder.
+// TestDetailBounded: a failure's detail crosses the pipe, the prober's
+// longest (MaxDetail bytes and an ellipsis) intact; a longer one is cut on a
+// rune boundary by the encoder, and a frame claiming a longer one is
+// refused by the decoder.
 func TestDetailBounded(t *testing.T) {
 	rec := typicalRecord(1)
 	rec.Outcome, rec.Detail = prober.OutcomeHTTP5xx, strings.Repeat("é", prober.MaxDetail) // 2 bytes a rune
@@ -825,18 +826,26 @@ func TestDetailBounded(t *testing.T) {
 	if err := dec.DecodeRecord(&got); err != nil {
 		t.Fatal(err)
 	}
-	if len(got.Detail) != prober.MaxDetail || !utf8.ValidString(got.Detail) || got.Detail != rec.Detail[:prober.MaxDetail] {
-		t.Fatalf("detail of %d bytes (valid UTF-8 %v), want the first %d bytes", len(got.Detail), utf8.ValidString(got.Detail), prober.MaxDetail)
+	if len(got.Detail) != MaxDetail-1 || !utf8.ValidString(got.Detail) || !strings.HasPrefix(rec.Detail, got.Detail) {
+		t.Fatalf("detail of %d bytes (valid UTF-8 %v), want the first %d bytes", len(got.Detail), utf8.ValidString(got.Detail), MaxDetail-1)
+	}
+	rec.Detail = strings.Repeat("x", prober.MaxDetail) + "…"
+	dec = NewDecoder(bytes.NewReader(encodeRecords(t, rec)))
+	if _, err := dec.Next(); err != nil {
+		t.Fatal(err)
+	}
+	if err := dec.DecodeRecord(&got); err != nil || got.Detail != rec.Detail {
+		t.Fatalf("the prober's longest detail did not cross intact: %q, %v", got.Detail, err)
 	}
 	// A hand-made payload: an undefined record with no gaps or lags, then
 	// a detail length one over the bound.
-	long := append(append(undefinedPrefix(), 0, 0), appendUvarint(nil, prober.MaxDetail+1)...)
-	long = append(long, bytes.Repeat([]byte{'x'}, prober.MaxDetail+1)...)
+	long := append(append(undefinedPrefix(), 0, 0), appendUvarint(nil, uint64(MaxDetail+1))...)
+	long = append(long, bytes.Repeat([]byte{'x'}, MaxDetail+1)...)
 	dec = NewDecoder(bytes.NewReader(frameOf(KindRecord, long)))
 	if _, err := dec.Next(); err != nil {
 		t.Fatal(err)
 	}
-	if err := dec.DecodeRecord(&got); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "detail of 301 bytes") {
+	if err := dec.DecodeRecord(&got); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "detail of 304 bytes") {
 		t.Fatalf("error = %v, want a malformed detail", err)
 	}
 }

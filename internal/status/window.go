@@ -138,11 +138,8 @@ func (w *Window) Record(r *record.Record) {
 			}
 		}
 	} else {
-		detail := r.Detail
-		if len(detail) > prober.MaxDetail {
-			detail = detail[:prober.MaxDetail]
-		}
-		p.failures = append(p.failures, Failure{At: now, Outcome: r.Outcome.String(), Status: r.Status, Detail: detail})
+		// r.Detail is the prober's: one line, redacted, bounded.
+		p.failures = append(p.failures, Failure{At: now, Outcome: r.Outcome.String(), Status: r.Status, Detail: r.Detail})
 		if n := len(p.failures); n > Failures {
 			p.failures = slices.Delete(p.failures, 0, n-Failures)
 		}
