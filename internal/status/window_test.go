@@ -112,3 +112,15 @@ func TestHandler(t *testing.T) {
 		t.Errorf("/nope: HTTP %d", rec.Code)
 	}
 }
+
+// A failed reload shows as such, without its reason (which could quote the
+// file): that stays in the log.
+func TestFailedReloadShown(t *testing.T) {
+	html, err := Render(Page{Generated: time.Now(), Reload: Reload{Loaded: true, LastSuccessful: false, LastAttempt: time.Now(), LastSuccess: time.Now().Add(-time.Hour)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(html, "last reload failed") || !strings.Contains(html, "the previous configuration keeps running") || !strings.Contains(html, "1h0m0s ago") {
+		t.Errorf("the failed reload is not shown:\n%s", html)
+	}
+}
