@@ -245,3 +245,18 @@ probes: [{targets: [wrong-model], scenarios: [s]}]
 		t.Errorf("CSV report: %v\n%s", err, b)
 	}
 }
+
+func TestVerdictError(t *testing.T) {
+	ok := &report.Report{Probes: []report.Probe{{Target: "a", Scenario: "s", Requests: map[string]uint64{"success": 3}}}}
+	if err := verdictError(ok, true); err != nil {
+		t.Errorf("a clean run failed: %v", err)
+	}
+	sat := &report.Report{Probes: ok.Probes, Verdict: "client saturated at 9 req/s (…): figures above include client delay"}
+	sat.Saturation.Saturated = true
+	if err := verdictError(sat, false); err != nil {
+		t.Errorf("saturation failed the run without --fail-on-saturation: %v", err)
+	}
+	if err := verdictError(sat, true); err == nil || !strings.Contains(err.Error(), "client saturated") {
+		t.Errorf("--fail-on-saturation: %v", err)
+	}
+}
