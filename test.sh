@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine (run as root): installs what the
 # tests need (Debian's prometheus and promtool, for the end-to-end scrape test
-# and the rule tests), checks formatting and vet, then tests every package.
+# and the rule tests; chromium, which renders the status page), checks formatting and vet, then tests every package.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
 	apt-get update
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus
+fi
+if ! command -v chromium >/dev/null 2>&1; then
+	apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
 fi
 
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))

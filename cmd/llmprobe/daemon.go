@@ -31,9 +31,13 @@ import (
 
 	"github.com/llmprobe/llmprobe/internal/config"
 	"github.com/llmprobe/llmprobe/internal/metrics"
+	"github.com/llmprobe/llmprobe/internal/status"
 	"github.com/llmprobe/llmprobe/internal/worker"
 	"github.com/llmprobe/llmprobe/simulator"
 )
+
+// statusRefresh is how often the status page reloads itself.
+const statusRefresh = 5 * time.Second
 
 // defaultListenAddress: the 9100–9999 exporter range of Prometheus' default
 // port allocations is used up, so llmprobe sits just above it.
@@ -112,7 +116,8 @@ func runDaemon(f *daemonFlags, logger *slog.Logger) error {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	registry := metrics.New(reg)
-	opts := worker.Options{Workers: f.workers, Drain: f.drain, Thresholds: worker.DefaultThresholds, Replica: f.replica}
+	win := status.NewWindow()
+	opts := worker.Options{Workers: f.workers, Drain: f.drain, Thresholds: worker.DefaultThresholds, Replica: f.replica, Tap: win}
 	if f.workers > 0 {
 		exe, err := os.Executable()
 		if err != nil {
@@ -124,7 +129,7 @@ func runDaemon(f *daemonFlags, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	d := &daemon{flags: f, logger: logger, pool: pool, config: config.NewSafeConfig(reg), quit: make(chan struct{}, 1)}
+	d := &daemon{flags: f, logger: logger, pool: pool, config: config.NewSafeConfig(reg), quit: make(chan struct{}, 1), status: win}
 
 	// Serving starts now (/-/ready answers 503 until a configuration runs).
 	srv := &http.Server{Handler: d.routes(reg), ReadHeaderTimeout: 10 * time.Second}
@@ -279,6 +284,10 @@ type daemon struct {
 	load   func() (*config.Config, error)
 	mu     sync.Mutex    // serializes reloads
 	quit   chan struct{} // POST /-/quit
+	status *status.Window
+	// The reload state the status page shows; guarded by mu.
+	lastAttempt, lastSuccess time.Time
+	lastOK                   bool
 }
 
 // reload loads and validates the configuration and starts its load; on any
@@ -289,7 +298,18 @@ func (d *daemon) reload() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	_, err := d.config.ReloadApply(d.load, d.pool.Apply, d.logger)
+	d.lastAttempt, d.lastOK = time.Now(), err == nil
+	if err == nil {
+		d.lastSuccess = d.lastAttempt
+	}
 	return err
+}
+
+func (d *daemon) reloadState() status.Reload {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return status.Reload{Loaded: d.config.Get() != nil, LastSuccessful: d.lastOK, LastSuccess: d.lastSuccess,
+		LastAttempt: d.lastAttempt, ConfigFile: d.flags.configFile}
 }
 
 // shutdown stops scheduling, drains in-flight requests within the drain
@@ -374,7 +394,7 @@ func (d *daemon) routes(reg *prometheus.Registry) http.Handler {
 		w.Write(out)
 	})
 	if d.flags.telemetryPath != "/" {
-		landing, err := web.NewLandingPage(web.LandingConfig{
+		landing := web.LandingConfig{
 			Name:        "llmprobe",
 			Description: "Synthetic load and latency measurement for LLM inference endpoints",
 			Version:     version.Info(),
@@ -385,11 +405,12 @@ func (d *daemon) routes(reg *prometheus.Registry) http.Handler {
 				{Address: "/-/healthy", Text: "Health"},
 				{Address: "/-/ready", Text: "Readiness"},
 			},
-		})
-		if err != nil {
+		}
+		if _, err := web.NewLandingPage(landing); err != nil {
 			d.logger.Error("landing page", "err", err)
 		} else {
-			mux.Handle("/", landing)
+			// The landing page, extended with the live status.
+			mux.Handle("/", status.Handler(landing, d.status, d.reloadState, statusRefresh))
 		}
 	}
 	return mux

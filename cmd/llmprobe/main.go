@@ -29,7 +29,7 @@ func main() {
 	promslogflag.AddFlags(app, logCfg)
 
 	runners := map[string]func(*slog.Logger) error{}
-	for _, c := range []command{daemonCommand, simulateCommand, workerCommand} {
+	for _, c := range []command{daemonCommand, benchCommand, sweepCommand, simulateCommand, workerCommand} {
 		clause, run := c(app, logCfg)
 		runners[clause.FullCommand()] = run
 	}

@@ -114,16 +114,16 @@ type Result struct {
 	EmitLags []time.Duration
 
 	// RetryAfter is what a 429 or 503 asked for in its Retry-After header
-	// (seconds, or an HTTP date), 0 when it asked for nothing. Like Detail,
-	// it is used where the request was measured (the load engine's
-	// back-off) and does not travel in worker records.
+	// (seconds, or an HTTP date), 0 when it asked for nothing. It is used
+	// where the request was measured (the load engine's back-off) and does
+	// not travel in worker records.
 	RetryAfter time.Duration
 
 	// Detail says why a request failed, for the logs: the server's own error
 	// message (from an error body or an error event) or the transport's
 	// error, truncated to MaxDetail bytes with secrets redacted. Empty on
-	// success. It is logged where the request was measured and does not
-	// travel in worker records.
+	// success. It is logged where the request was measured, and travels in
+	// worker records to the supervisor's status page.
 	Detail string
 }
 

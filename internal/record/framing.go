@@ -24,7 +24,8 @@
 //	           zz ServerTTFT, zz ServerQueue,
 //	           uv len(Gaps), then per gap: zz Gap, zz Tokens,
 //	           uv len(EmitLags), then per lag: zz lag,
-//	           16 bytes TraceID
+//	           16 bytes TraceID,
+//	           uv len(Detail) (at most MaxDetail), then its bytes
 //	sample:    the scalar fields of Sample in declaration order, zz for
 //	           signed, uv for unsigned, f64 for float64, byte for bool;
 //	           then uv len(Probes), and per probe: uv ID, uv Scheduled, uv Sent,
@@ -46,6 +47,7 @@ import (
 	"math"
 	"slices"
 	"time"
+	"unicode/utf8"
 
 	"github.com/llmprobe/llmprobe/internal/prober"
 )
@@ -60,6 +62,10 @@ const (
 	// makes the decoder allocate without bound. A record with 64 gaps and
 	// 64 emit lags is about 570 bytes; a million gaps still fit.
 	MaxPayload = 16 << 20
+
+	// MaxDetail bounds a record's Detail on the wire: the prober's bound
+	// and the ellipsis it appends to a message it cut.
+	MaxDetail = prober.MaxDetail + len("…")
 
 	// maxHeader is magic + version + kind + the longest length uvarint.
 	maxHeader = 3 + binary.MaxVarintLen32
@@ -275,7 +281,19 @@ func appendRecord(b []byte, r *Record) []byte {
 	for _, l := range r.EmitLags {
 		b = binary.AppendVarint(b, int64(l))
 	}
-	return append(b, r.TraceID[:]...)
+	b = append(b, r.TraceID[:]...)
+	// Detail is empty on success; the prober bounds it, and so does the
+	// decoder, so a longer one is cut here rather than refused there.
+	d := r.Detail
+	if len(d) > MaxDetail {
+		cut := MaxDetail
+		for cut > 0 && !utf8.RuneStart(d[cut]) {
+			cut--
+		}
+		d = d[:cut]
+	}
+	b = binary.AppendUvarint(b, uint64(len(d)))
+	return append(b, d...)
 }
 
 func appendSample(b []byte, s *Sample) []byte {
@@ -523,6 +541,7 @@ func (d *Decoder) DecodeRecord(r *Record) error {
 		r.EmitLags[i] = time.Duration(p.varint())
 	}
 	p.bytes(r.TraceID[:])
+	r.Detail = p.detail()
 	return p.end(KindRecord)
 }
 
@@ -700,6 +719,22 @@ func (p *payload) bytes(dst []byte) {
 		return
 	}
 	p.off += copy(dst, p.b[p.off:])
+}
+
+// detail reads Detail: a length (at most MaxDetail) and its bytes.
+// Empty, as on every success, it allocates nothing.
+func (p *payload) detail() string {
+	n := p.uvarint()
+	if p.err != nil || n == 0 {
+		return ""
+	}
+	if n > uint64(MaxDetail) || n > uint64(len(p.b)-p.off) {
+		p.fail("detail of %d bytes (at most %d, %d left)", n, MaxDetail, len(p.b)-p.off)
+		return ""
+	}
+	s := string(p.b[p.off : p.off+int(n)])
+	p.off += int(n)
+	return s
 }
 
 // count reads a list length and checks that the bytes left can hold that

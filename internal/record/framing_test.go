@@ -14,6 +14,7 @@ import (
 	"testing"
 	"testing/iotest"
 	"time"
+	"unicode/utf8"
 
 	"github.com/llmprobe/llmprobe/internal/prober"
 )
@@ -283,6 +284,7 @@ func TestWireFormatGolden(t *testing.T) {
 		ServerTTFT: -1, ServerQueue: -1,
 		Gaps:     []prober.Gap{{Gap: 64, Tokens: 2}},
 		EmitLags: []time.Duration{-3},
+		Detail:   "slow",
 	}}
 	if err := enc.EncodeRecord(r); err != nil {
 		t.Fatal(err)
@@ -290,7 +292,7 @@ func TestWireFormatGolden(t *testing.T) {
 	want := []byte{
 		0xC0, 3, 3, 2, // heartbeat header: 2-byte payload
 		1, 3, // seq 1, unix ns -2 (zigzag 3)
-		0xC0, 3, 1, 40, // record header: 40-byte payload
+		0xC0, 3, 1, 45, // record header: 45-byte payload
 		2,          // probe
 		6,          // intended 3
 		1,          // schedule delay -1
@@ -306,6 +308,7 @@ func TestWireFormatGolden(t *testing.T) {
 		1, 0x80, 0x01, 4, // one gap: 64 ns (zigzag 128), 2 tokens
 		1, 5, // one emit lag: -3
 		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, // trace id: none
+		4, 's', 'l', 'o', 'w', // detail
 	}
 	if !bytes.Equal(buf.Bytes(), want) {
 		t.Fatalf("wire bytes\n got % x\nwant % x", buf.Bytes(), want)
@@ -380,15 +383,15 @@ func TestTruncatedAtEveryOffset(t *testing.T) {
 
 func TestUnsupportedVersion(t *testing.T) {
 	frame := encodeRecords(t, typicalRecord(2))
-	frame[1] = 1
+	frame[1] = 2 // a worker built before records carried Detail and TraceID
 	dec := NewDecoder(bytes.NewReader(frame))
 	_, err := dec.Next()
-	if err == nil || err.Error() != "record: unsupported frame version 1 (this build speaks 3)" {
+	if err == nil || err.Error() != "record: unsupported frame version 2 (this build speaks 3)" {
 		t.Fatalf("error = %v", err)
 	}
 	var ve *VersionError
-	if !errors.As(err, &ve) || ve.Got != 1 || ve.Want != Version {
-		t.Fatalf("error %v is not a VersionError{1, %d}", err, Version)
+	if !errors.As(err, &ve) || ve.Got != 2 || ve.Want != Version {
+		t.Fatalf("error %v is not a VersionError{2, %d}", err, Version)
 	}
 	if _, again := dec.Next(); again != err {
 		t.Fatalf("the stream went on after a version error: %v", again)
@@ -807,4 +810,43 @@ func sameSample(a, b Sample) bool {
 	}
 	a.CPUSeconds, b.CPUSeconds, a.Probes, b.Probes = 0, 0, nil, nil
 	return reflect.DeepEqual(a, b)
+}
+
+// TestDetailBounded: a failure's detail crosses the pipe, the prober's
+// longest (MaxDetail bytes and an ellipsis) intact; a longer one is cut on a
+// rune boundary by the encoder, and a frame claiming a longer one is
+// refused by the decoder.
+func TestDetailBounded(t *testing.T) {
+	rec := typicalRecord(1)
+	rec.Outcome, rec.Detail = prober.OutcomeHTTP5xx, strings.Repeat("é", prober.MaxDetail) // 2 bytes a rune
+	var got Record
+	dec := NewDecoder(bytes.NewReader(encodeRecords(t, rec)))
+	if _, err := dec.Next(); err != nil {
+		t.Fatal(err)
+	}
+	if err := dec.DecodeRecord(&got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Detail) != MaxDetail-1 || !utf8.ValidString(got.Detail) || !strings.HasPrefix(rec.Detail, got.Detail) {
+		t.Fatalf("detail of %d bytes (valid UTF-8 %v), want the first %d bytes", len(got.Detail), utf8.ValidString(got.Detail), MaxDetail-1)
+	}
+	rec.Detail = strings.Repeat("x", prober.MaxDetail) + "…"
+	dec = NewDecoder(bytes.NewReader(encodeRecords(t, rec)))
+	if _, err := dec.Next(); err != nil {
+		t.Fatal(err)
+	}
+	if err := dec.DecodeRecord(&got); err != nil || got.Detail != rec.Detail {
+		t.Fatalf("the prober's longest detail did not cross intact: %q, %v", got.Detail, err)
+	}
+	// A hand-made payload: an undefined record with no gaps or lags, no
+	// trace id, then a detail length one over the bound.
+	long := append(append(append(undefinedPrefix(), 0, 0), make([]byte, 16)...), appendUvarint(nil, uint64(MaxDetail+1))...)
+	long = append(long, bytes.Repeat([]byte{'x'}, MaxDetail+1)...)
+	dec = NewDecoder(bytes.NewReader(frameOf(KindRecord, long)))
+	if _, err := dec.Next(); err != nil {
+		t.Fatal(err)
+	}
+	if err := dec.DecodeRecord(&got); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "detail of 304 bytes") {
+		t.Fatalf("error = %v, want a malformed detail", err)
+	}
 }

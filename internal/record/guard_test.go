@@ -14,7 +14,6 @@ import (
 // that measured the request: they are used there (logged, or acted on) and
 // never aggregated. Any other field must survive the pipe.
 var workerLocal = map[string]string{
-	"Result.Detail":     "the failure's message: logged by the worker that measured it",
 	"Result.RetryAfter": "the server's Retry-After: the worker's back-off acts on it",
 }
 

@@ -106,10 +106,16 @@ func (a *aggregator) observe() {
 				p.ObserveSend(it.Send)
 			}
 			a.worker.ObserveSend(it.Send)
+			if a.opts.Tap != nil {
+				a.opts.Tap.Send(it.Send)
+			}
 			continue
 		}
 		if p := a.probes.get(it.Record.Probe); p != nil {
 			p.Observe(it.Record)
+		}
+		if a.opts.Tap != nil {
+			a.opts.Tap.Record(it.Record)
 		}
 		record.Put(it.Record)
 	}
@@ -118,6 +124,10 @@ func (a *aggregator) observe() {
 func (a *aggregator) sample() {
 	a.sampler.sample(&a.cur, 0)
 	a.verdict.update(a.opts.Thresholds, &a.prev, &a.cur, a.runner, a.logger)
+	if a.opts.Tap != nil {
+		_, why := a.opts.Thresholds.Judge(&a.prev, &a.cur, Cores())
+		a.opts.Tap.Sample(0, &a.cur, why)
+	}
 	a.books.Apply(a.cur.Probes)
 	a.inc.Apply(&a.cur, Cores(), !closed(a.retired))
 	a.prev, a.cur = a.cur, a.prev

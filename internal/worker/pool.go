@@ -29,6 +29,8 @@ type Options struct {
 	// Command starts a worker process: the daemon's own binary with its
 	// hidden worker subcommand, unless set (tests).
 	Command []string
+	// Tap, if set, also sees every record and sample (see Tap).
+	Tap Tap
 }
 
 // generation is the load of one configuration, wherever it runs.
@@ -134,6 +136,9 @@ func (p *Pool) Apply(cfg *config.Config) error {
 		}
 		nextIDs[k] = ids[i]
 	}
+	if p.opts.Tap != nil {
+		p.opts.Tap.Probes(ids, pairs)
+	}
 	if p.opts.Workers == 0 {
 		// The runner plans the load itself; Plan's TLS check, which names
 		// the field at fault, comes first.
@@ -183,7 +188,7 @@ func (p *Pool) start(cfg *config.Config, ids []uint32, resolve resolveFunc, n in
 		exe: p.opts.Command[0], args: p.opts.Command[1:], env: workerEnv(Cores(), n),
 		assign: Assignment{Config: data, BaseDir: dir, Workers: n, Drain: p.opts.Drain, Replica: p.opts.Replica,
 			SampleInterval: p.opts.SampleInterval, Thresholds: p.opts.Thresholds, IDs: ids},
-		probes: table, workers: workers, cores: max(1, (Cores()+n-1)/n), logger: p.logger,
+		probes: table, workers: workers, cores: max(1, (Cores()+n-1)/n), logger: p.logger, tap: p.opts.Tap,
 	}), nil
 }
 

@@ -77,6 +77,7 @@ type procPlan struct {
 	workers []*metrics.Worker
 	cores   int
 	logger  *slog.Logger
+	tap     Tap
 
 	mu     sync.Mutex
 	assign Assignment       // the latest: restarted workers start from it
@@ -172,7 +173,7 @@ func (p *procPlan) runOnce(ctx context.Context, i int, logger *slog.Logger) erro
 
 	inc := p.workers[i].Start()
 	books := metrics.NewBooks(p.probes.get)
-	open := p.read(ctx, recR, func() { cmd.Process.Kill() }, inc, books, p.workers[i], started, &lastFrame)
+	open := p.read(ctx, recR, func() { cmd.Process.Kill() }, inc, books, i, started, &lastFrame)
 	waitErr := cmd.Wait()
 	close(exited)
 	books.Close()
@@ -225,10 +226,11 @@ func (p *procPlan) watch(ctx context.Context, cmd *exec.Cmd, stdin io.Closer, st
 
 // read decodes frames until the worker closes its end; it returns, per
 // probe, how many requests the worker reported sent and never ended.
-func (p *procPlan) read(ctx context.Context, r io.Reader, kill func(), inc *metrics.Incarnation, books *metrics.Books, w *metrics.Worker, started time.Time, lastFrame *atomic.Int64) map[uint32]int64 {
+func (p *procPlan) read(ctx context.Context, r io.Reader, kill func(), inc *metrics.Incarnation, books *metrics.Books, i int, started time.Time, lastFrame *atomic.Int64) map[uint32]int64 {
+	w := p.workers[i]
 	dec := record.NewDecoder(r)
 	var rec record.Record
-	var sample record.Sample
+	var sample, prevSample record.Sample // prevSample: the tap's saturation reasons
 	open := map[uint32]int64{}
 	for {
 		kind, err := dec.Next()
@@ -253,6 +255,9 @@ func (p *procPlan) read(ctx context.Context, r io.Reader, kill func(), inc *metr
 				pr.Observe(&rec)
 				open[rec.Probe]--
 			}
+			if p.tap != nil {
+				p.tap.Record(&rec)
+			}
 		case record.KindSend:
 			s, err := dec.DecodeSend()
 			if err != nil {
@@ -264,6 +269,9 @@ func (p *procPlan) read(ctx context.Context, r io.Reader, kill func(), inc *metr
 				open[s.Probe]++
 			}
 			w.ObserveSend(s)
+			if p.tap != nil {
+				p.tap.Send(s)
+			}
 		case record.KindSample:
 			if err := dec.DecodeSample(&sample); err != nil {
 				p.logger.Error("bad sample frame", "err", err)
@@ -271,6 +279,18 @@ func (p *procPlan) read(ctx context.Context, r io.Reader, kill func(), inc *metr
 			}
 			books.Apply(sample.Probes)
 			inc.Apply(&sample, p.cores, ctx.Err() == nil)
+			if p.tap != nil {
+				// The worker judged this window with the same thresholds
+				// on its own cores; its reason is not on the wire.
+				var why string
+				if prevSample.UnixNano != 0 {
+					_, why = p.assign.Thresholds.Judge(&prevSample, &sample, p.cores)
+				}
+				p.tap.Sample(i, &sample, why)
+				probes := prevSample.Probes
+				prevSample = sample
+				prevSample.Probes = append(probes[:0], sample.Probes...)
+			}
 		case record.KindHeartbeat:
 			dec.DecodeHeartbeat()
 		}
