@@ -129,7 +129,9 @@ func (w *Window) Record(r *record.Record) {
 	}
 	now := w.now()
 	e := event{at: now, outcome: r.Outcome, ttft: -1, tpot: -1, e2: -1}
-	if r.Outcome == prober.OutcomeSuccess {
+	// Latencies of warm-up requests stay out, as they stay out of the
+	// histograms; their outcomes count.
+	if r.Outcome == prober.OutcomeSuccess && !r.Warmup {
 		e.e2 = r.E2E
 		if r.TTFT >= 0 {
 			e.ttft = r.TTFT
