@@ -478,7 +478,7 @@ func TestQueryMetricNamesKnown(t *testing.T) {
 	exported, recorded, external := exportedNames(t), recordedNames(t), externalNames(t)
 	grafanaVars := strings.NewReplacer(
 		"$__rate_interval", "5m", "$__interval", "1m", "$__range", "1h",
-		"$target", ".*", "$scenario", ".*", "$instance", ".*", "$engine_job", ".*",
+		"$job", ".*", "$target", ".*", "$scenario", ".*", "$instance", ".*", "$engine_job", ".*",
 	)
 	seen := map[string]bool{}
 	check := func(where, expr string) {
@@ -689,7 +689,7 @@ func TestDashboardPanels(t *testing.T) {
 		if !strings.HasPrefix(vars["datasource"], `datasource "prometheus"`) {
 			t.Errorf("%s: want a prometheus datasource variable, got %q", f, vars["datasource"])
 		}
-		for _, v := range []string{"target", "scenario"} {
+		for _, v := range []string{"job", "target", "scenario"} {
 			if !strings.HasPrefix(vars[v], "query ") || !strings.Contains(vars[v], "label_values(llmprobe_requests_total") {
 				t.Errorf("%s: want a query variable %s from label_values(llmprobe_requests_total...), got %q", f, v, vars[v])
 			}
@@ -731,7 +731,7 @@ func TestDashboardPanels(t *testing.T) {
 func TestDashboardQueriesParse(t *testing.T) {
 	grafanaVars := strings.NewReplacer(
 		"$__rate_interval", "5m", "$__interval", "1m", "$__range", "1h",
-		"$target", ".*", "$scenario", ".*", "$instance", ".*", "$engine_job", ".*",
+		"$job", ".*", "$target", ".*", "$scenario", ".*", "$instance", ".*", "$engine_job", ".*",
 	)
 	var rf strings.Builder
 	rf.WriteString("groups:\n  - name: dashboard-queries\n    rules:\n")
@@ -973,16 +973,43 @@ func TestKubernetesManifests(t *testing.T) {
 			secretMount = mounts[v.Name]
 		}
 	}
-	if cmMount == "" || secretMount == "" {
+	if cmMount == "" || secretMount == "" || cmName == "" {
 		t.Fatalf("want a mounted ConfigMap and a mounted Secret volume, got %v", mounts)
 	}
-	var cm struct {
-		k8sMeta `yaml:",inline"`
-		Data    map[string]string `yaml:"data"`
+	// The ConfigMap is kustomize's configMapGenerator's (its hashed name
+	// rolls the pods when the file changes).
+	var kz struct {
+		Resources          []string `yaml:"resources"`
+		ConfigMapGenerator []struct {
+			Name  string   `yaml:"name"`
+			Files []string `yaml:"files"`
+		} `yaml:"configMapGenerator"`
+		Images []struct {
+			Name    string `yaml:"name"`
+			NewTag  string `yaml:"newTag"`
+			NewName string `yaml:"newName"`
+		} `yaml:"images"`
 	}
-	decodeKind(t, byKind, "ConfigMap", &cm)
-	if cm.Metadata.Name != cmName {
-		t.Errorf("Deployment mounts ConfigMap %q, the manifest defines %q", cmName, cm.Metadata.Name)
+	decodeKind(t, byKind, "Kustomization", &kz)
+	for _, r := range kz.Resources {
+		if _, err := os.Stat(filepath.Join(k8sDir, r)); err != nil {
+			t.Errorf("kustomization resource %s: %v", r, err)
+		}
+	}
+	if _, ok := byKind["ConfigMap"]; ok {
+		t.Error("a ConfigMap manifest: the configuration must come from the configMapGenerator, so that changing it rolls the pods")
+	}
+	cm := struct{ Data map[string]string }{Data: map[string]string{}}
+	for _, g := range kz.ConfigMapGenerator {
+		if g.Name != cmName {
+			continue
+		}
+		for _, f := range g.Files {
+			cm.Data[filepath.Base(f)] = string(readFile(t, filepath.Join(k8sDir, f)))
+		}
+	}
+	if len(cm.Data) == 0 {
+		t.Fatalf("the Deployment mounts ConfigMap %q, which no configMapGenerator of kustomization.yaml makes", cmName)
 	}
 	var configFile string
 	for _, a := range c.Args {
@@ -1039,13 +1066,108 @@ func TestKubernetesManifests(t *testing.T) {
 		t.Errorf("ServiceMonitor must select the Service and scrape its port /metrics: %+v", sm.Spec)
 	}
 
+	// Native histograms need the protobuf format, asked for first; the
+	// classic buckets are kept beside them.
+	for _, k := range []string{"PodMonitor", "ServiceMonitor"} {
+		var m struct {
+			Spec struct {
+				ScrapeProtocols         []string `yaml:"scrapeProtocols"`
+				ScrapeClassicHistograms *bool    `yaml:"scrapeClassicHistograms"`
+			} `yaml:"spec"`
+		}
+		decodeKind(t, byKind, k, &m)
+		if len(m.Spec.ScrapeProtocols) == 0 || m.Spec.ScrapeProtocols[0] != "PrometheusProto" {
+			t.Errorf("%s: scrapeProtocols %v, want PrometheusProto first (native histograms)", k, m.Spec.ScrapeProtocols)
+		}
+		if m.Spec.ScrapeClassicHistograms == nil || !*m.Spec.ScrapeClassicHistograms {
+			t.Errorf("%s: want scrapeClassicHistograms: true", k)
+		}
+	}
+
+	// The image is the release's, pinned the same in both places, never
+	// :latest.
+	var img struct {
+		Spec struct {
+			Template struct {
+				Spec struct {
+					Containers []struct {
+						Image string `yaml:"image"`
+					} `yaml:"containers"`
+				} `yaml:"spec"`
+			} `yaml:"template"`
+		} `yaml:"spec"`
+	}
+	decodeKind(t, byKind, "Deployment", &img)
+	image := img.Spec.Template.Spec.Containers[0].Image
+	name, tag, ok := strings.Cut(image, ":")
+	if !ok || tag == "" || tag == "latest" {
+		t.Errorf("Deployment image %q: want a pinned release tag", image)
+	}
+	if len(kz.Images) != 1 || kz.Images[0].Name != name || kz.Images[0].NewTag != tag || kz.Images[0].NewName != "" {
+		t.Errorf("kustomization images %+v: want %s pinned to %s, as in deployment.yaml", kz.Images, name, tag)
+	}
+}
+
+// TestKubernetesSecretOptional: a keyless user gets a running pod.
+func TestKubernetesSecretOptional(t *testing.T) {
+	var d struct {
+		Spec struct {
+			Template struct {
+				Spec struct {
+					Volumes []struct {
+						Secret *struct {
+							SecretName string `yaml:"secretName"`
+							Optional   *bool  `yaml:"optional"`
+						} `yaml:"secret"`
+					} `yaml:"volumes"`
+				} `yaml:"spec"`
+			} `yaml:"template"`
+		} `yaml:"spec"`
+	}
+	decodeKind(t, readK8s(t), "Deployment", &d)
+	n := 0
+	for _, v := range d.Spec.Template.Spec.Volumes {
+		if v.Secret != nil {
+			n++
+			if v.Secret.Optional == nil || !*v.Secret.Optional {
+				t.Errorf("Secret volume %s is not optional: a pod without the Secret would never start", v.Secret.SecretName)
+			}
+		}
+	}
+	if n == 0 {
+		t.Error("no Secret volume")
+	}
+}
+
+// TestKubernetesReplicasOverlay: the overlay builds on the base, runs more
+// than one replica and names each replica's seed.
+func TestKubernetesReplicasOverlay(t *testing.T) {
 	var kz struct {
 		Resources []string `yaml:"resources"`
+		Replicas  []struct {
+			Name  string `yaml:"name"`
+			Count int    `yaml:"count"`
+		} `yaml:"replicas"`
+		Patches []struct {
+			Patch string `yaml:"patch"`
+		} `yaml:"patches"`
 	}
-	decodeKind(t, byKind, "Kustomization", &kz)
-	for _, r := range kz.Resources {
-		if _, err := os.Stat(filepath.Join(k8sDir, r)); err != nil {
-			t.Errorf("kustomization resource %s: %v", r, err)
+	raw := readFile(t, filepath.Join(k8sDir, "replicas", "kustomization.yaml"))
+	if err := yaml.Unmarshal(raw, &kz); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(kz.Resources, []string{"../"}) {
+		t.Errorf("replicas overlay resources %v, want the base (../)", kz.Resources)
+	}
+	if len(kz.Replicas) != 1 || kz.Replicas[0].Name != "llmprobe" || kz.Replicas[0].Count < 2 {
+		t.Errorf("replicas overlay: %+v, want llmprobe at 2 or more", kz.Replicas)
+	}
+	if len(kz.Patches) != 1 || !strings.Contains(kz.Patches[0].Patch, "LLMPROBE_REPLICA") || !strings.Contains(kz.Patches[0].Patch, "metadata.name") {
+		t.Error("replicas overlay does not set LLMPROBE_REPLICA from the pod name")
+	}
+	for _, want := range []string{"divide the rates", "sum by (target, scenario)", "LLMPROBE_REPLICA", "--load.replica"} {
+		if !strings.Contains(string(raw), want) {
+			t.Errorf("replicas overlay does not document %q", want)
 		}
 	}
 }

@@ -12,10 +12,10 @@ import (
 
 // Config is the whole configuration file.
 type Config struct {
-	Global    GlobalConfig `yaml:"global,omitempty"`
-	Targets   []Target     `yaml:"targets"`
-	Scenarios []Scenario   `yaml:"scenarios"`
-	Matrices    []ProbeMatrix      `yaml:"probes"`
+	Global    GlobalConfig  `yaml:"global,omitempty"`
+	Targets   []Target      `yaml:"targets"`
+	Scenarios []Scenario    `yaml:"scenarios"`
+	Matrices  []ProbeMatrix `yaml:"probes"`
 
 	// source is the YAML this config was loaded from and baseDir the
 	// directory its relative paths resolve against: worker processes load
@@ -104,7 +104,28 @@ type Scenario struct {
 	Workload Workload       `yaml:"workload"`
 	SLOs     []SLO          `yaml:"slos,omitempty"`
 	Timeout  model.Duration `yaml:"timeout,omitempty"`
+	// Buckets overrides the classic bucket boundaries of the scenario's
+	// histograms; an unset list keeps llmprobe's default ladder.
+	Buckets Buckets `yaml:"buckets,omitempty"`
 }
+
+// Buckets are classic histogram bucket boundaries (upper bounds, strictly
+// increasing), per quantity. Durations are in the form SLO thresholds take,
+// so a threshold can always be a boundary. The native buckets are not
+// affected.
+type Buckets struct {
+	TTFT  []model.Duration `yaml:"ttft,omitempty"`  // TTFT, and TTFT from the intended send
+	ITL   []model.Duration `yaml:"itl,omitempty"`   // inter-token latency
+	TPOT  []model.Duration `yaml:"tpot,omitempty"`  // time per output token
+	NTPOT []model.Duration `yaml:"ntpot,omitempty"` // normalized time per output token
+	E2E   []model.Duration `yaml:"e2e,omitempty"`   // e2e, and e2e from the intended send
+	// Tokens: input and output tokens per request.
+	Tokens []int `yaml:"tokens,omitempty"`
+}
+
+// MaxBuckets bounds each list of Buckets: every boundary is one series per
+// probe.
+const MaxBuckets = 200
 
 // Streamed reports whether requests of this scenario ask for a stream.
 func (s *Scenario) Streamed() bool { return s.Stream == nil || *s.Stream }

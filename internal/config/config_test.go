@@ -19,6 +19,10 @@ func TestBadConfigsFailWithExactError(t *testing.T) {
 		{"bad_api.yml", `targets[0].api: must be openai-chat or openai-completions, not "anthropic"`},
 		{"bad_arrival.yml", `scenarios[0].load.arrival: must be poisson, constant or gamma, not "uniform"`},
 		{"bad_body_managed.yml", `targets[0].body.stream: is managed by llmprobe and cannot be set here`},
+		{"bad_buckets.yml", "scenarios[0].buckets.ttft[3]: must be above the boundary before it (250ms), not 200ms\n" +
+			"scenarios[0].buckets.ttft[4]: must be > 0, not 0s\n" +
+			"scenarios[0].buckets.tokens[2]: must be above the boundary before it (64), not 64"},
+		{"bad_buckets_duration.yml", `scenarios[0].buckets.itl[0]: 0.01 is not a duration: a number and a unit (ms, s, m, h, d, w, y), e.g. 500ms, 30s or 1m30s`},
 		{"bad_burstiness_not_gamma.yml", `scenarios[0].load.burstiness: applies to arrival gamma only`},
 		{"bad_closed_no_concurrency.yml", `scenarios[0].load.concurrency: must be set for closed loop: requests in flight, between 1 and 100000`},
 		{"bad_closed_rate.yml", "scenarios[0].load.rate: must not be set for closed loop (use load.concurrency, or load.mode: open)\n" +
@@ -407,5 +411,33 @@ func TestDefaultConfig(t *testing.T) {
 	}
 	if _, err := Default("not a url"); err == nil || !strings.Contains(err.Error(), "targets[0].url") {
 		t.Errorf("Default(bad url) error = %v, want one naming targets[0].url", err)
+	}
+}
+
+// A scenario's buckets load as written, durations in the SLOs' form.
+func TestBucketsLoad(t *testing.T) {
+	c, err := LoadBytes([]byte(`
+targets: [{name: vllm, url: "http://127.0.0.1:8000", model: m}]
+scenarios:
+  - name: chat
+    load: {rate: 1}
+    slos: [{name: fast, ttft: 300ms}]
+    buckets:
+      ttft: [100ms, 300ms, 1s]
+      e2e: [1s, 1m]
+      tokens: [16, 128, 1024]
+probes: [{targets: [vllm], scenarios: [chat]}]
+`), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := c.Scenarios[0].Buckets
+	want := Buckets{
+		TTFT:   []model.Duration{model.Duration(100 * time.Millisecond), model.Duration(300 * time.Millisecond), model.Duration(time.Second)},
+		E2E:    []model.Duration{model.Duration(time.Second), model.Duration(time.Minute)},
+		Tokens: []int{16, 128, 1024},
+	}
+	if !reflect.DeepEqual(b, want) {
+		t.Errorf("buckets %+v, want %+v", b, want)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/prometheus/common/config"
+	"github.com/prometheus/common/model"
 )
 
 // MaxNameLength bounds target, scenario and SLO names: they become label
@@ -338,6 +339,7 @@ func validateScenario(p *problems, path string, s *Scenario, baseDir string) {
 	}
 	validateLoad(p, path+".load", &s.Load)
 	validateWorkload(p, path+".workload", &s.Workload, baseDir)
+	validateBuckets(p, path+".buckets", &s.Buckets)
 
 	slos := map[string]int{}
 	for i := range s.SLOs {
@@ -355,6 +357,47 @@ func validateScenario(p *problems, path string, s *Scenario, baseDir string) {
 			if o.TPOT > 0 {
 				p.add(sp+".tpot", "needs stream: true (no first-token time without streaming)")
 			}
+		}
+	}
+}
+
+func validateBuckets(p *problems, path string, b *Buckets) {
+	for _, d := range []struct {
+		name string
+		list []model.Duration
+	}{{"ttft", b.TTFT}, {"itl", b.ITL}, {"tpot", b.TPOT}, {"ntpot", b.NTPOT}, {"e2e", b.E2E}} {
+		bounds := make([]float64, len(d.list))
+		for i, v := range d.list {
+			bounds[i] = float64(v)
+		}
+		validateBounds(p, path+"."+d.name, bounds, func(i int) string { return d.list[i].String() })
+	}
+	bounds := make([]float64, len(b.Tokens))
+	for i, v := range b.Tokens {
+		bounds[i] = float64(v)
+	}
+	validateBounds(p, path+".tokens", bounds, func(i int) string { return fmt.Sprint(b.Tokens[i]) })
+	for i, v := range b.Tokens {
+		if v > maxTokens {
+			p.add(fmt.Sprintf("%s.tokens[%d]", path, i), "must be <= %d, not %d", maxTokens, v)
+		}
+	}
+}
+
+// validateBounds checks one list of bucket boundaries: bounded in count,
+// each positive and above the one before it.
+func validateBounds(p *problems, path string, bounds []float64, show func(int) string) {
+	if len(bounds) > MaxBuckets {
+		p.add(path, "at most %d boundaries, not %d (each is a series per probe)", MaxBuckets, len(bounds))
+		return
+	}
+	for i, v := range bounds {
+		ip := fmt.Sprintf("%s[%d]", path, i)
+		switch {
+		case v <= 0:
+			p.add(ip, "must be > 0, not %s", show(i))
+		case i > 0 && v <= bounds[i-1]:
+			p.add(ip, "must be above the boundary before it (%s), not %s", show(i-1), show(i))
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
 
 	"github.com/llmprobe/llmprobe/internal/config"
 	"github.com/llmprobe/llmprobe/internal/prober"
@@ -15,21 +16,19 @@ import (
 
 const namespace = "llmprobe"
 
-// Classic buckets, chosen for LLM serving: first-token and whole-request
-// latencies span milliseconds to minutes; per-token latencies are
-// sub-millisecond to a second; schedule delay should stay well under a
-// millisecond, so its buckets start at 50µs.
+// Classic buckets of the quantities that keep a fixed ladder (the
+// per-request ones are in ladder.go): time to first byte spans milliseconds
+// to minutes; schedule delay should stay well under a millisecond, so its
+// buckets start at 50µs.
 var (
 	requestBuckets  = []float64{.005, .01, .025, .05, .075, .1, .15, .2, .3, .5, .75, 1, 1.5, 2, 3, 5, 7.5, 10, 15, 20, 30, 60, 120, 300}
-	tokenBuckets    = []float64{.0005, .001, .0025, .005, .0075, .01, .015, .02, .025, .03, .04, .05, .075, .1, .15, .2, .3, .5, 1, 2.5}
 	delayBuckets    = []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}
 	biasBuckets     = []float64{-.001, 0, .0001, .00025, .0005, .001, .002, .005, .01, .025, .05, .1}
-	tokenCountBkts  = prometheus.ExponentialBuckets(1, 2, 17) // 1 … 65536 tokens
 	probeLabelNames = []string{"target", "scenario"}
 )
 
-func histogram(name, help string, buckets []float64, labels []string) *prometheus.HistogramVec {
-	return prometheus.NewHistogramVec(prometheus.HistogramOpts{
+func histogramOpts(name, help string, buckets []float64) prometheus.HistogramOpts {
+	return prometheus.HistogramOpts{
 		Namespace: namespace,
 		Name:      name,
 		Help:      help,
@@ -39,17 +38,21 @@ func histogram(name, help string, buckets []float64, labels []string) *prometheu
 		NativeHistogramBucketFactor:     1.1,
 		NativeHistogramMaxBucketNumber:  160,
 		NativeHistogramMinResetDuration: time.Hour,
-	}, labels)
+	}
+}
+
+func histogram(name, help string, buckets []float64, labels []string) *prometheus.HistogramVec {
+	return prometheus.NewHistogramVec(histogramOpts(name, help, buckets), labels)
 }
 
 // Metrics holds every per-probe metric vector. One Metrics lives for the
 // daemon's lifetime, across reloads and worker restarts, so counters never go
 // backwards.
 type Metrics struct {
-	ttft, itl, tpot, ntpot, e2e, ttfb *prometheus.HistogramVec
-	intendedTTFT, intendedE2E         *prometheus.HistogramVec
-	scheduleDelay                     *prometheus.HistogramVec
-	inputTokensHist, outputTokensHist *prometheus.HistogramVec
+	ttft, itl, tpot, ntpot, e2e       *ladderHistograms
+	intendedTTFT, intendedE2E         *ladderHistograms
+	inputTokensHist, outputTokensHist *ladderHistograms
+	ttfb, scheduleDelay               *prometheus.HistogramVec
 	ttftBias, emitLag                 *prometheus.HistogramVec
 	books                             *books
 	inputTokens, outputTokens         *prometheus.CounterVec
@@ -58,6 +61,7 @@ type Metrics struct {
 	retries                           *prometheus.CounterVec
 	rate, concurrency, cap            *prometheus.GaugeVec
 	shed                              *prometheus.GaugeVec
+	sloObjective                      *prometheus.GaugeVec
 }
 
 // New creates the metrics and registers them on reg.
@@ -65,19 +69,19 @@ func New(reg prometheus.Registerer) *Metrics {
 	sloLabels := []string{"target", "scenario", "objective"}
 	m := &Metrics{
 		books: newBooks(),
-		ttft:  histogram("time_to_first_token_seconds", "Time from the actual send to the first chunk carrying generated text (content or reasoning), successful streamed requests.", requestBuckets, probeLabelNames),
-		itl:   histogram("inter_token_latency_seconds", "Gaps between chunks carrying generated text, a chunk of k tokens counting k times gap/k, successful streamed requests.", tokenBuckets, probeLabelNames),
-		tpot:  histogram("time_per_output_token_seconds", "(e2e - TTFT) / (output tokens - 1), successful streamed requests with at least 2 output tokens.", tokenBuckets, probeLabelNames),
-		ntpot: histogram("normalized_time_per_output_token_seconds", "e2e / output tokens, successful requests with at least 1 output token.", tokenBuckets, probeLabelNames),
-		e2e:   histogram("request_duration_seconds", "End-to-end latency from the actual send to the last byte, successful requests.", requestBuckets, probeLabelNames),
+		ttft:  newLadderHistograms("time_to_first_token_seconds", "Time from the actual send to the first chunk carrying generated text (content or reasoning), successful streamed requests."),
+		itl:   newLadderHistograms("inter_token_latency_seconds", "Gaps between chunks carrying generated text, a chunk of k tokens counting k times gap/k, successful streamed requests."),
+		tpot:  newLadderHistograms("time_per_output_token_seconds", "(e2e - TTFT) / (output tokens - 1), successful streamed requests with at least 2 output tokens."),
+		ntpot: newLadderHistograms("normalized_time_per_output_token_seconds", "e2e / output tokens, successful requests with at least 1 output token."),
+		e2e:   newLadderHistograms("request_duration_seconds", "End-to-end latency from the actual send to the last byte, successful requests."),
 		ttfb:  histogram("time_to_first_byte_seconds", "Time from the actual send to the response headers, successful requests.", requestBuckets, probeLabelNames),
-		intendedTTFT: histogram("intended_time_to_first_token_seconds",
-			"TTFT counted from the intended send time: what a user arriving on schedule saw. Minus time_to_first_token_seconds, it is the client's own queueing.", requestBuckets, probeLabelNames),
-		intendedE2E: histogram("intended_request_duration_seconds",
-			"End-to-end latency counted from the intended send time (includes the client's own schedule delay).", requestBuckets, probeLabelNames),
+		intendedTTFT: newLadderHistograms("intended_time_to_first_token_seconds",
+			"TTFT counted from the intended send time: what a user arriving on schedule saw. Minus time_to_first_token_seconds, it is the client's own queueing."),
+		intendedE2E: newLadderHistograms("intended_request_duration_seconds",
+			"End-to-end latency counted from the intended send time (includes the client's own schedule delay)."),
 		scheduleDelay:    histogram("schedule_delay_seconds", "Actual send time minus intended send time: the client's own queueing, every sent request after warm-up, observed as it is sent.", delayBuckets, probeLabelNames),
-		inputTokensHist:  histogram("request_input_tokens", "Input (prompt) tokens per successful request.", tokenCountBkts, probeLabelNames),
-		outputTokensHist: histogram("request_output_tokens", "Output (generated) tokens per successful request.", tokenCountBkts, probeLabelNames),
+		inputTokensHist:  newLadderHistograms("request_input_tokens", "Input (prompt) tokens per successful request."),
+		outputTokensHist: newLadderHistograms("request_output_tokens", "Output (generated) tokens per successful request."),
 		ttftBias: histogram("ground_truth_ttft_bias_seconds",
 			"Measured TTFT minus the endpoint's own stamped TTFT, where the endpoint stamps it (the reference endpoint does): the measurement's bias.", biasBuckets, probeLabelNames),
 		emitLag: histogram("ground_truth_emit_lag_seconds",
@@ -104,6 +108,9 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "Configured closed-loop concurrency (0 for open loop)."}, probeLabelNames),
 		cap: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "max_in_flight",
 			Help: "Configured cap on requests in flight."}, probeLabelNames),
+		sloObjective: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "slo_objective_seconds",
+			Help: "Configured threshold of an SLO objective, per quantity (ttft, tpot, ntpot, e2e): a request is good when it meets every threshold of its objective."},
+			[]string{"target", "scenario", "objective", "quantity"}),
 	}
 	for _, c := range m.all() {
 		reg.MustRegister(c)
@@ -116,7 +123,7 @@ func (m *Metrics) all() []prometheus.Collector {
 		m.ttft, m.itl, m.tpot, m.ntpot, m.e2e, m.ttfb, m.intendedTTFT, m.intendedE2E, m.scheduleDelay,
 		m.inputTokensHist, m.outputTokensHist, m.ttftBias, m.emitLag,
 		m.books, m.inputTokens, m.outputTokens, m.usageMismatch, m.saturatedObs, m.sloRequests, m.sloGood,
-		m.retries, m.rate, m.concurrency, m.cap, m.shed,
+		m.retries, m.rate, m.concurrency, m.cap, m.shed, m.sloObjective,
 	}
 }
 
@@ -159,12 +166,13 @@ type sloSeries struct {
 // configuration gauges.
 func (m *Metrics) ForProbe(target string, sc *config.Scenario) *Probe {
 	l := []string{target, sc.Name}
+	b := laddersOf(&sc.Buckets)
 	p := &Probe{
-		ttft: m.ttft.WithLabelValues(l...), itl: m.itl.WithLabelValues(l...), tpot: m.tpot.WithLabelValues(l...),
-		ntpot: m.ntpot.WithLabelValues(l...), e2e: m.e2e.WithLabelValues(l...), ttfb: m.ttfb.WithLabelValues(l...),
-		intendedTTFT: m.intendedTTFT.WithLabelValues(l...), intendedE2E: m.intendedE2E.WithLabelValues(l...),
+		ttft: m.ttft.with(b.ttft, target, sc.Name), itl: m.itl.with(b.itl, target, sc.Name), tpot: m.tpot.with(b.tpot, target, sc.Name),
+		ntpot: m.ntpot.with(b.ntpot, target, sc.Name), e2e: m.e2e.with(b.e2e, target, sc.Name), ttfb: m.ttfb.WithLabelValues(l...),
+		intendedTTFT: m.intendedTTFT.with(b.ttft, target, sc.Name), intendedE2E: m.intendedE2E.with(b.e2e, target, sc.Name),
 		scheduleDelay:   m.scheduleDelay.WithLabelValues(l...),
-		inputTokensHist: m.inputTokensHist.WithLabelValues(l...), outputTokensHist: m.outputTokensHist.WithLabelValues(l...),
+		inputTokensHist: m.inputTokensHist.with(b.tokens, target, sc.Name), outputTokensHist: m.outputTokensHist.with(b.tokens, target, sc.Name),
 		ttftBias: m.ttftBias.WithLabelValues(l...), emitLag: m.emitLag.WithLabelValues(l...),
 		inputTokens: m.inputTokens.WithLabelValues(l...), outputTokens: m.outputTokens.WithLabelValues(l...),
 		usageMismatch: m.usageMismatch.WithLabelValues(l...), saturatedObs: m.saturatedObs.WithLabelValues(l...),
@@ -174,10 +182,20 @@ func (m *Metrics) ForProbe(target string, sc *config.Scenario) *Probe {
 		p.retries[r] = m.retries.WithLabelValues(target, sc.Name, r.String())
 	}
 	p.shed.gauge = m.shed.WithLabelValues(l...)
+	// The thresholds as configured now: a reload may have dropped some.
+	m.sloObjective.DeletePartialMatch(prometheus.Labels{"target": target, "scenario": sc.Name})
 	for _, s := range sc.SLOs {
 		p.slos = append(p.slos, sloSeries{slo: s,
 			total: m.sloRequests.WithLabelValues(target, sc.Name, s.Name),
 			good:  m.sloGood.WithLabelValues(target, sc.Name, s.Name)})
+		for _, t := range []struct {
+			quantity string
+			v        model.Duration
+		}{{"ttft", s.TTFT}, {"tpot", s.TPOT}, {"ntpot", s.NTPOT}, {"e2e", s.E2E}} {
+			if t.v > 0 {
+				m.sloObjective.WithLabelValues(target, sc.Name, s.Name, t.quantity).Set(time.Duration(t.v).Seconds())
+			}
+		}
 	}
 	var rate, conc float64
 	if sc.Load.Mode == config.LoadClosed {
