@@ -184,11 +184,12 @@ func TestRealPrometheus(t *testing.T) {
 	panels := dashboardQueries(t, repo)
 	vars := map[string]string{
 		"__rate_interval": promDuration(window), "__interval": "1s", "__range": promDuration(window),
-		"target": "reference", "scenario": "default", "instance": probeAddr, "engine_job": "vllm",
+		"job": "llmprobe", "target": "reference", "scenario": "default", "instance": probeAddr, "engine_job": "vllm",
 	}
 	for _, p := range instances {
 		t.Run(p.name(), func(t *testing.T) {
 			c := &promCheck{t: t, p: p, at: to, truth: tr}
+			c.ingests()
 			c.rulesHealthy(rules)
 			for _, r := range rules {
 				if r.Record != "" {
@@ -391,6 +392,9 @@ var mayBeEmpty = []struct {
 }{
 	{regexp.MustCompile(`\bsglang:`), "the reference endpoint serves vLLM's metric names; no SGLang runs in this test"},
 	{regexp.MustCompile(`\bllamacpp:`), "the reference endpoint serves vLLM's metric names; no llama.cpp runs in this test"},
+	{regexp.MustCompile(`\bvllm:request_time_per_output_token_seconds\b`), "vLLM's per-request TPOT histogram, which the reference endpoint does not serve (simulator/metrics.go has TTFT, ITL, e2e, queue time)"},
+	{regexp.MustCompile(`^max by \(target, scenario, objective\) \(llmprobe_slo_objective_seconds\{[^}]*quantity="(ntpot|e2e)"\}\)$`),
+		"the SLO threshold line of a quantity the embedded default's objective sets no threshold for (it sets ttft and tpot)"},
 }
 
 var (
@@ -417,6 +421,29 @@ func (c *promCheck) report() {
 	c.t.Logf("%s latency quantiles against the endpoint's own stamps:\n%s", c.p.name(), strings.Join(c.figures, "\n"))
 	if len(c.failures) > 0 {
 		c.t.Errorf("%s: %d problems:\n%s", c.p.name(), len(c.failures), strings.Join(c.failures, "\n"))
+	}
+}
+
+// ingests checks that this Prometheus stores the kinds of histogram its mode
+// says: native histograms (samples of the bare name), classic buckets, or
+// both.
+func (c *promCheck) ingests() {
+	const h = "llmprobe_time_to_first_token_seconds"
+	for _, k := range []struct {
+		kind, expr string
+		want       bool
+	}{
+		{"native histograms", h, c.p.mode.native},
+		{"classic buckets", h + "_bucket", c.p.mode.classic},
+	} {
+		values, err := c.instant(k.expr)
+		if err != nil {
+			c.fail("%s: %v", k.expr, err)
+			continue
+		}
+		if got := len(values) > 0; got != k.want {
+			c.fail("stores %s: %t, want %t in %s mode (%d series of %s)", k.kind, got, k.want, c.p.mode.name, len(values), k.expr)
+		}
 	}
 }
 
