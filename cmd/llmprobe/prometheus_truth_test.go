@@ -170,10 +170,10 @@ type stampWriter struct {
 
 var (
 	emitField = []byte(`"llmprobe_emit_ns":`)
+	doneEvent = []byte("data: [DONE]")
+	eventEnd  = []byte("\n\n")
 	// Each token is the word "tok" (simulator/README.md); the role chunk's
 	// content is empty and the usage chunk has no delta.
-	doneEvent   = []byte("data: [DONE]")
-	eventEnd    = []byte("\n\n")
 	textContent = []byte(`"content":"tok`)
 )
 
