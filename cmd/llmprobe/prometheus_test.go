@@ -696,3 +696,14 @@ func promQuery(t *testing.T, addr, query string) (float64, bool) {
 	v, err := strconv.ParseFloat(s, 64)
 	return v, err == nil
 }
+
+func TestSubstituteTemplateVariables(t *testing.T) {
+	vars := map[string]string{"target": "reference", "__rate_interval": "60s"}
+	got, err := substitute(`rate(x{target=~"$target"}[${__rate_interval}])`, vars)
+	if want := `rate(x{target=~"reference"}[60s])`; err != nil || got != want {
+		t.Errorf("substitute = %q, %v; want %q", got, err, want)
+	}
+	if _, err := substitute(`x{pod=~"$pod"}`, vars); err == nil || !strings.Contains(err.Error(), "$pod") {
+		t.Errorf("an unknown variable gave %v, want an error naming $pod", err)
+	}
+}

@@ -3,11 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"math"
 	"net"
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -237,4 +239,64 @@ func referenceConfig() simulator.Config {
 	cfg.TTFTJitter = simulator.Jitter{Distribution: simulator.JitterLognormal, Stddev: model.Duration(15 * time.Millisecond)}
 	cfg.ITLJitter = simulator.Jitter{Distribution: simulator.JitterLognormal, Stddev: model.Duration(3 * time.Millisecond)}
 	return cfg
+}
+
+// TestTruthEndpointReadsTheStamps checks the ground truth's own reading: one
+// streamed request of 8 tokens against a jitter-free model (TTFT 20 ms, ITL
+// 5 ms) gives one request of 7 gaps and as many text events as the client
+// read tokens, with times no shorter than the model's (the endpoint never
+// emits early; lateness on a busy machine only adds).
+func TestTruthEndpointReadsTheStamps(t *testing.T) {
+	cfg := simulator.DefaultConfig()
+	cfg.TTFT = model.Duration(20 * time.Millisecond)
+	cfg.ITL = model.Duration(5 * time.Millisecond)
+	e := startTruthEndpoint(t, cfg)
+
+	before := time.Now()
+	body := `{"model":"` + cfg.Model + `","messages":[{"role":"user","content":"hello there"}],"stream":true,"max_tokens":8,"stream_options":{"include_usage":true}}`
+	resp, err := http.Post("http://"+e.addr+"/v1/chat/completions", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	after := time.Now()
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("HTTP %d, %v: %s", resp.StatusCode, err, stream)
+	}
+	if n := strings.Count(string(stream), `"content":"tok `); n != 8 {
+		t.Fatalf("the stream carried %d tokens, want 8:\n%s", n, stream)
+	}
+
+	tr := e.truth(before, after)
+	if tr.requests != 1 || len(tr.itl) != 7 {
+		t.Fatalf("truth has %d requests and %d gaps, want 1 and 7", tr.requests, len(tr.itl))
+	}
+	const slack = 50 * time.Millisecond // lateness a busy 2-core machine may add
+	within := func(what string, got float64, least time.Duration) {
+		if got < least.Seconds() || got > (least+slack).Seconds() {
+			t.Errorf("%s = %.4fs, want %s to %s", what, got, least, least+slack)
+		}
+	}
+	within("TTFT", tr.ttft[0], 20*time.Millisecond)
+	within("e2e", tr.e2e[0], 20*time.Millisecond+7*5*time.Millisecond)
+	// Events are due on a fixed schedule from the first token, so one late
+	// event shortens the next gap: only their sum has a floor, the schedule
+	// less the first token's own lateness.
+	sum := 0.0
+	for i, g := range tr.itl {
+		sum += g
+		if g < 0 || g > (5*time.Millisecond+slack).Seconds() {
+			t.Errorf("gap %d = %.4fs, want 0 to %s", i, g, 5*time.Millisecond+slack)
+		}
+	}
+	if floor := 0.035 - (tr.ttft[0] - 0.020); sum < floor {
+		t.Errorf("the gaps add up to %.4fs, under the schedule's %.4fs", sum, floor)
+	}
+	if want := (tr.e2e[0] - tr.ttft[0]) / 7; math.Abs(tr.tpot[0]-want) > 1e-9 {
+		t.Errorf("TPOT = %.6fs, want (e2e - TTFT) / 7 = %.6fs", tr.tpot[0], want)
+	}
+	if got := e.truth(after, after.Add(time.Hour)); got.requests != 0 {
+		t.Errorf("a window after the request holds %d requests", got.requests)
+	}
 }
