@@ -32,6 +32,15 @@ if ! command -v g++ >/dev/null 2>&1 || [ ! -e /usr/include/nlohmann/json_fwd.hpp
 fi
 LLMPROBE_OLLAMA=$(tools/ollama/build.sh)
 export LLMPROBE_OLLAMA
+# Prometheus 3.x, for the real-Prometheus tests (cmd/llmprobe/prometheus_test.go)
+# beside Debian's 2.42: built once from its Go module into a cache (minutes
+# cold, instant after; tools/prometheus/README.md).
+prom3=$(tools/prometheus/build.sh)
+LLMPROBE_PROMETHEUS3=$prom3/prometheus
+LLMPROBE_PROMTOOL3=$prom3/promtool
+LLMPROBE_PROMETHEUS2=$(command -v prometheus)
+LLMPROBE_PROMTOOL2=$(command -v promtool)
+export LLMPROBE_PROMETHEUS3 LLMPROBE_PROMTOOL3 LLMPROBE_PROMETHEUS2 LLMPROBE_PROMTOOL2
 # One package at a time: several tests drive load and read timings (with
 # tolerances that hold beside a CPU hog), and would load each other if run
 # side by side on a 2-core machine.
