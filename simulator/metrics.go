@@ -14,6 +14,7 @@ type metrics struct {
 	ttft       prometheus.Observer
 	queue      prometheus.Observer
 	itl        prometheus.Observer
+	tpot       prometheus.Observer
 	e2e        prometheus.Observer
 	running    prometheus.Gauge
 	waiting    prometheus.Gauge
@@ -53,6 +54,7 @@ func newMetrics(modelName string) *metrics {
 	m.ttft = hist("vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds (arrival to first text-bearing event, queue included).", vllmTTFTBuckets)
 	m.queue = hist("vllm:request_queue_time_seconds", "Histogram of time spent waiting for a batch slot in seconds.", vllmReqBuckets)
 	m.itl = hist("vllm:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.", vllmITLBuckets)
+	m.tpot = hist("vllm:request_time_per_output_token_seconds", "Histogram of time_per_output_token_seconds per request: decode time over generated tokens minus one.", vllmITLBuckets)
 	m.e2e = hist("vllm:e2e_request_latency_seconds", "Histogram of end-to-end request latency in seconds.", vllmReqBuckets)
 	m.running = gauge("vllm:num_requests_running", "Number of requests in the batch.")
 	m.waiting = gauge("vllm:num_requests_waiting", "Number of requests waiting for a batch slot.")

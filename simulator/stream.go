@@ -275,6 +275,9 @@ func (st *stream) runStream() {
 	if st.f.end(st) != nil {
 		return
 	}
+	if out >= 2 {
+		s.metrics.tpot.Observe(st.prevEmit.Sub(st.firstEmit).Seconds() / float64(out-1))
+	}
 	s.metrics.e2e.Observe(time.Since(st.arrival).Seconds())
 }
 
@@ -382,5 +385,8 @@ func (st *stream) runWhole() {
 	}
 	s.metrics.ttft.Observe(first.Sub(st.arrival).Seconds())
 	s.metrics.genToks.Add(float64(out))
+	if out >= 2 {
+		s.metrics.tpot.Observe(now.Sub(first).Seconds() / float64(out-1))
+	}
 	s.metrics.e2e.Observe(time.Since(st.arrival).Seconds())
 }

@@ -405,7 +405,6 @@ var mayBeEmpty = []struct {
 }{
 	{regexp.MustCompile(`\bsglang:`), "the reference endpoint serves vLLM's metric names; no SGLang runs in this test"},
 	{regexp.MustCompile(`\bllamacpp:`), "the reference endpoint serves vLLM's metric names; no llama.cpp runs in this test"},
-	{regexp.MustCompile(`\bvllm:request_time_per_output_token_seconds\b`), "vLLM's per-request TPOT histogram, which the reference endpoint does not serve (simulator/metrics.go has TTFT, ITL, e2e, queue time)"},
 	{regexp.MustCompile(`^max by \(target, scenario, objective\) \(llmprobe_slo_objective_seconds\{[^}]*quantity="(ntpot|e2e)"\}\)$`),
 		"the SLO threshold line of a quantity the embedded default's objective sets no threshold for (it sets ttft and tpot)"},
 }
