@@ -250,7 +250,7 @@ func (p *Probe) Observe(r *record.Record) {
 	for i := range p.slos {
 		s := &p.slos[i]
 		s.total.Inc()
-		if ok && meets(&s.slo, r) {
+		if ok && r.Meets(&s.slo) {
 			s.good.Inc()
 		}
 	}
@@ -282,7 +282,7 @@ func (p *Probe) observeLatencies(r *record.Record) {
 	if r.TTFT >= 0 {
 		p.ex.observe(p.ttft, &p.ex.ttft, r.TTFT.Seconds(), r)
 		p.intendedTTFT.Observe((r.TTFT + late).Seconds())
-		if tpot, ok := tpot(r); ok {
+		if tpot, ok := r.TPOT(); ok {
 			p.ex.observe(p.tpot, &p.ex.tpot, tpot.Seconds(), r)
 		}
 	}
@@ -297,7 +297,7 @@ func (p *Probe) observeLatencies(r *record.Record) {
 			p.itl.Observe(per)
 		}
 	}
-	if n, ok := ntpot(r); ok {
+	if n, ok := r.NTPOT(); ok {
 		p.ex.observe(p.ntpot, &p.ex.ntpot, n.Seconds(), r)
 	}
 	if r.InputTokens > 0 {
@@ -312,44 +312,4 @@ func (p *Probe) observeLatencies(r *record.Record) {
 			p.emitLag.Observe(lag.Seconds())
 		}
 	}
-}
-
-// tpot is (e2e − TTFT) / (output tokens − 1): the mean decode interval after
-// the first token. Undefined below two tokens or without a TTFT.
-func tpot(r *record.Record) (time.Duration, bool) {
-	if r.TTFT < 0 || r.OutputTokens < 2 {
-		return 0, false
-	}
-	return (r.E2E - r.TTFT) / time.Duration(r.OutputTokens-1), true
-}
-
-// ntpot is e2e / output tokens.
-func ntpot(r *record.Record) (time.Duration, bool) {
-	if r.OutputTokens < 1 {
-		return 0, false
-	}
-	return r.E2E / time.Duration(r.OutputTokens), true
-}
-
-// meets reports whether a successful request met every threshold set in s.
-// A threshold on a quantity the request does not define (TTFT of a
-// non-streamed request) is not met.
-func meets(s *config.SLO, r *record.Record) bool {
-	if s.TTFT > 0 && (r.TTFT < 0 || r.TTFT > time.Duration(s.TTFT)) {
-		return false
-	}
-	if s.TPOT > 0 {
-		if v, ok := tpot(r); !ok || v > time.Duration(s.TPOT) {
-			return false
-		}
-	}
-	if s.NTPOT > 0 {
-		if v, ok := ntpot(r); !ok || v > time.Duration(s.NTPOT) {
-			return false
-		}
-	}
-	if s.E2E > 0 && r.E2E > time.Duration(s.E2E) {
-		return false
-	}
-	return true
 }

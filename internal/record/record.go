@@ -6,6 +6,7 @@ package record
 import (
 	"time"
 
+	"github.com/llmprobe/llmprobe/internal/config"
 	"github.com/llmprobe/llmprobe/internal/prober"
 )
 
@@ -37,4 +38,44 @@ type Send struct {
 	Probe         uint32
 	ScheduleDelay time.Duration // dispatch − intended send, monotonic
 	Warmup        bool
+}
+
+// TPOT is (e2e − TTFT) / (output tokens − 1): the mean decode interval after
+// the first token. Undefined below two tokens or without a TTFT.
+func (r *Record) TPOT() (time.Duration, bool) {
+	if r.TTFT < 0 || r.OutputTokens < 2 {
+		return 0, false
+	}
+	return (r.E2E - r.TTFT) / time.Duration(r.OutputTokens-1), true
+}
+
+// NTPOT is e2e / output tokens.
+func (r *Record) NTPOT() (time.Duration, bool) {
+	if r.OutputTokens < 1 {
+		return 0, false
+	}
+	return r.E2E / time.Duration(r.OutputTokens), true
+}
+
+// Meets reports whether a successful request met every threshold set in s.
+// A threshold on a quantity the request does not define (TTFT of a
+// non-streamed request) is not met.
+func (r *Record) Meets(s *config.SLO) bool {
+	if s.TTFT > 0 && (r.TTFT < 0 || r.TTFT > time.Duration(s.TTFT)) {
+		return false
+	}
+	if s.TPOT > 0 {
+		if v, ok := r.TPOT(); !ok || v > time.Duration(s.TPOT) {
+			return false
+		}
+	}
+	if s.NTPOT > 0 {
+		if v, ok := r.NTPOT(); !ok || v > time.Duration(s.NTPOT) {
+			return false
+		}
+	}
+	if s.E2E > 0 && r.E2E > time.Duration(s.E2E) {
+		return false
+	}
+	return true
 }

@@ -125,7 +125,7 @@ func (c *Collector) Record(r *record.Record) {
 	}
 	for i := range p.slo {
 		p.slo[i].total++
-		if ok && meets(&p.sc.SLOs[i], r) {
+		if ok && r.Meets(&p.sc.SLOs[i]) {
 			p.slo[i].good++
 		}
 	}
@@ -138,7 +138,7 @@ func (p *probeData) observeLatencies(r *record.Record) {
 	}
 	if r.TTFT >= 0 {
 		p.ttft = append(p.ttft, r.TTFT.Seconds())
-		if v, ok := tpot(r); ok {
+		if v, ok := r.TPOT(); ok {
 			p.tpot = append(p.tpot, v.Seconds())
 		}
 	}
@@ -149,7 +149,7 @@ func (p *probeData) observeLatencies(r *record.Record) {
 			p.itl = append(p.itl, per)
 		}
 	}
-	if v, ok := ntpot(r); ok {
+	if v, ok := r.NTPOT(); ok {
 		p.ntpot = append(p.ntpot, v.Seconds())
 	}
 	p.outputTokens += int64(r.OutputTokens)
@@ -210,42 +210,6 @@ func ReasonKind(why string) string {
 		return "record_backlog"
 	}
 	return "other"
-}
-
-// tpot, ntpot and meets are metrics' definitions (metrics.go), which the
-// report must reproduce exactly to agree with /metrics.
-func tpot(r *record.Record) (time.Duration, bool) {
-	if r.TTFT < 0 || r.OutputTokens < 2 {
-		return 0, false
-	}
-	return (r.E2E - r.TTFT) / time.Duration(r.OutputTokens-1), true
-}
-
-func ntpot(r *record.Record) (time.Duration, bool) {
-	if r.OutputTokens < 1 {
-		return 0, false
-	}
-	return r.E2E / time.Duration(r.OutputTokens), true
-}
-
-func meets(s *config.SLO, r *record.Record) bool {
-	if s.TTFT > 0 && (r.TTFT < 0 || r.TTFT > time.Duration(s.TTFT)) {
-		return false
-	}
-	if s.TPOT > 0 {
-		if v, ok := tpot(r); !ok || v > time.Duration(s.TPOT) {
-			return false
-		}
-	}
-	if s.NTPOT > 0 {
-		if v, ok := ntpot(r); !ok || v > time.Duration(s.NTPOT) {
-			return false
-		}
-	}
-	if s.E2E > 0 && r.E2E > time.Duration(s.E2E) {
-		return false
-	}
-	return true
 }
 
 // Progress is a live glance at a running collection.

@@ -135,9 +135,9 @@ func (w *Window) Record(r *record.Record) {
 		e.e2 = r.E2E
 		if r.TTFT >= 0 {
 			e.ttft = r.TTFT
-			if r.OutputTokens >= 2 {
-				e.tpot = (r.E2E - r.TTFT) / time.Duration(r.OutputTokens-1)
-			}
+		}
+		if v, ok := r.TPOT(); ok {
+			e.tpot = v
 		}
 	} else {
 		// r.Detail is the prober's: one line, redacted, bounded.
