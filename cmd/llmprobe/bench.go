@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -98,7 +99,7 @@ func runBenchCommand(f *benchFlags, logger *slog.Logger) error {
 			return err
 		}
 		if f.output != "" {
-			if err := writeReportFile(f.output, rep); err != nil {
+			if err := writeOutputFile(f.output, rep, func(w io.Writer) error { return report.WriteCSV(w, rep) }); err != nil {
 				return err
 			}
 		}
@@ -119,15 +120,17 @@ func verdictError(rep *report.Report, failOnSaturation bool) error {
 	return nil
 }
 
-func writeReportFile(path string, rep *report.Report) error {
+// writeOutputFile writes --output: CSV when the path ends in .csv, JSON
+// otherwise.
+func writeOutputFile(path string, v any, writeCSV func(io.Writer) error) error {
 	out, err := os.Create(path)
 	if err != nil {
 		return err
 	}
 	if strings.EqualFold(filepath.Ext(path), ".csv") {
-		err = report.WriteCSV(out, rep)
+		err = writeCSV(out)
 	} else {
-		err = report.WriteJSON(out, rep)
+		err = report.WriteJSON(out, v)
 	}
 	if cerr := out.Close(); err == nil {
 		err = cerr

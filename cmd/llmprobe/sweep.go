@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -126,7 +127,7 @@ func runSweepCommand(f *sweepFlags, logger *slog.Logger) error {
 		return err
 	}
 	if f.output != "" && f.output != "-" {
-		if err := writeSweepFile(f.output, sw); err != nil {
+		if err := writeOutputFile(f.output, sw, func(w io.Writer) error { return report.WriteSweepCSV(w, sw) }); err != nil {
 			return err
 		}
 	}
@@ -134,25 +135,6 @@ func runSweepCommand(f *sweepFlags, logger *slog.Logger) error {
 		if err := report.WritePlot(f.plot, sw); err != nil {
 			return fmt.Errorf("--plot=%s: %w", f.plot, err)
 		}
-	}
-	return nil
-}
-
-func writeSweepFile(path string, sw *report.Sweep) error {
-	out, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if strings.EqualFold(filepath.Ext(path), ".csv") {
-		err = report.WriteSweepCSV(out, sw)
-	} else {
-		err = report.WriteJSON(out, sw)
-	}
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("--output=%s: %w", path, err)
 	}
 	return nil
 }
