@@ -12,10 +12,10 @@ import (
 
 // Config is the whole configuration file.
 type Config struct {
-	Global    GlobalConfig `yaml:"global,omitempty"`
-	Targets   []Target     `yaml:"targets"`
-	Scenarios []Scenario   `yaml:"scenarios"`
-	Matrices    []ProbeMatrix      `yaml:"probes"`
+	Global    GlobalConfig  `yaml:"global,omitempty"`
+	Targets   []Target      `yaml:"targets"`
+	Scenarios []Scenario    `yaml:"scenarios"`
+	Matrices  []ProbeMatrix `yaml:"probes"`
 
 	// source is the YAML this config was loaded from and baseDir the
 	// directory its relative paths resolve against: worker processes load
@@ -46,7 +46,13 @@ type API string
 const (
 	APIOpenAIChat        API = "openai-chat"        // POST {url}/v1/chat/completions
 	APIOpenAICompletions API = "openai-completions" // POST {url}/v1/completions
+	APIOpenAIResponses   API = "openai-responses"   // POST {url}/v1/responses
+	APIAnthropicMessages API = "anthropic-messages" // POST {url}/v1/messages
 )
+
+// APIs are the APIs a target may speak: each has its file in
+// internal/prober (api_*.go), and adding one is that file plus its name here.
+var APIs = []API{APIOpenAIChat, APIOpenAICompletions, APIOpenAIResponses, APIAnthropicMessages}
 
 // Target is one inference endpoint.
 type Target struct {

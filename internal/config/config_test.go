@@ -16,7 +16,7 @@ import (
 // are the user interface of a config mistake.
 func TestBadConfigsFailWithExactError(t *testing.T) {
 	tests := []struct{ file, err string }{
-		{"bad_api.yml", `targets[0].api: must be openai-chat or openai-completions, not "anthropic"`},
+		{"bad_api.yml", `targets[0].api: must be one of openai-chat, openai-completions, openai-responses, anthropic-messages, not "anthropic"`},
 		{"bad_arrival.yml", `scenarios[0].load.arrival: must be poisson, constant or gamma, not "uniform"`},
 		{"bad_body_managed.yml", `targets[0].body.stream: is managed by llmprobe and cannot be set here`},
 		{"bad_burstiness_not_gamma.yml", `scenarios[0].load.burstiness: applies to arrival gamma only`},

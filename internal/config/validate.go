@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -52,12 +53,16 @@ var reservedHeaders = map[string]bool{
 // authHeaders must come from http_client_config, whose secrets are redacted.
 var authHeaders = map[string]bool{"Authorization": true, "Proxy-Authorization": true}
 
-// managedBodyFields are set by llmprobe on every request; n is fixed at 1
-// because timing is defined for one choice.
+// managedBodyFields are set by llmprobe on every request, in one API or
+// another; n is fixed at 1 because timing is defined for one choice.
 var managedBodyFields = map[string]bool{
-	"model": true, "messages": true, "prompt": true, "stream": true, "stream_options": true,
-	"max_tokens": true, "max_completion_tokens": true, "n": true,
+	"model": true, "messages": true, "prompt": true, "input": true, "stream": true, "stream_options": true,
+	"max_tokens": true, "max_completion_tokens": true, "max_output_tokens": true, "n": true,
 }
+
+// ManagedBodyField reports whether llmprobe sets a body field itself, so that
+// a target's body extras may not.
+func ManagedBodyField(key string) bool { return managedBodyFields[key] }
 
 // problems collects validation errors, each led by the field path.
 type problems Errors
@@ -155,8 +160,11 @@ func validateName(p *problems, path, name string, seen map[string]int, section s
 
 func validateTarget(p *problems, path string, t *Target) {
 	validateURL(p, path+".url", t.URL)
-	if t.API != APIOpenAIChat && t.API != APIOpenAICompletions {
-		p.add(path+".api", "must be %s or %s, not %q", APIOpenAIChat, APIOpenAICompletions, t.API)
+	if !slices.Contains(APIs, t.API) {
+		p.add(path+".api", "must be one of %s, not %q", apiNames(), t.API)
+	}
+	if t.ContinuousUsageStats && t.API != APIOpenAIChat && t.API != APIOpenAICompletions {
+		p.add(path+".continuous_usage_stats", "is vLLM's option of the OpenAI chat and completions APIs, not of %s", t.API)
 	}
 	if t.Model == "" {
 		p.add(path+".model", "must not be empty")
@@ -523,4 +531,12 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+func apiNames() string {
+	names := make([]string, len(APIs))
+	for i, a := range APIs {
+		names[i] = string(a)
+	}
+	return strings.Join(names, ", ")
 }

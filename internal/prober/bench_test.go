@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+
+	"github.com/llmprobe/llmprobe/internal/config"
 )
 
 // vllmStream is a realistic vLLM chat stream: a role chunk, n content
@@ -83,6 +85,47 @@ func BenchmarkClientDo(b *testing.B) {
 		c.Do(context.Background(), req, res)
 		if res.Outcome != OutcomeSuccess || res.CountedTokens != 64 {
 			b.Fatalf("outcome %v tokens %d", res.Outcome, res.CountedTokens)
+		}
+	}
+}
+
+// textEvents is one text-bearing event's data per API, as its servers send it.
+var textEvents = map[string][]byte{
+	"openai-chat":        []byte(`{"id":"chatcmpl-b6d6a1c0e1a94a8c9f1d2e3f4a5b6c7d","object":"chat.completion.chunk","created":1718000000,"model":"meta-llama/Llama-3.1-8B-Instruct","choices":[{"index":0,"delta":{"content":" world"},"logprobs":null,"finish_reason":null}]}`),
+	"anthropic-messages": []byte(`{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" world"}}`),
+	"openai-responses":   []byte(`{"type":"response.output_text.delta","sequence_number":4,"item_id":"msg_67ccd2bf17f0819081ff3bb2cf6508e60bb6a6b452d3795b","output_index":0,"content_index":0,"delta":" world","logprobs":[],"obfuscation":"kD9x"}`),
+}
+
+// BenchmarkParseEvent: each API's parser on one text event.
+func BenchmarkParseEvent(b *testing.B) {
+	for name, in := range textEvents {
+		a, err := apiFor(config.API(name))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(name, func(b *testing.B) {
+			var c Chunk
+			b.SetBytes(int64(len(in)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := a.parseEvent(in, &c); err != nil || !c.HasText() {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// Parsing an event runs once per token: it must not allocate, in any API.
+func TestParseEventAllocatesNothing(t *testing.T) {
+	for name, in := range textEvents {
+		a, err := apiFor(config.API(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c Chunk
+		if n := testing.AllocsPerRun(100, func() { _ = a.parseEvent(in, &c) }); n != 0 {
+			t.Errorf("%s: %v allocations per event", name, n)
 		}
 	}
 }

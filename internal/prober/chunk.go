@@ -5,9 +5,11 @@ import (
 	"strconv"
 )
 
-// Chunk is what llmprobe needs from one OpenAI streaming chunk. Byte slices
-// point into the parsed data and hold raw JSON string contents (escapes not
-// decoded: only emptiness matters for timing); nil when absent or null.
+// Chunk is what llmprobe needs from one stream event, in OpenAI's words:
+// every API's parser (api_*.go) maps its own events onto these fields. Byte
+// slices point into the parsed data and hold raw JSON string contents
+// (escapes not decoded: only emptiness matters for timing); nil when absent
+// or null.
 type Chunk struct {
 	Content      []byte // choices[0].delta.content (chat)
 	Reasoning    []byte // choices[0].delta.reasoning_content or .reasoning (vLLM uses both)
@@ -18,9 +20,16 @@ type Chunk struct {
 	// chunk that ends a stream has choices: [].
 	Choices int
 
+	// HasUsage: the event carried an output token count (cumulative);
+	// HasPrompt: it carried the input token count too.
 	HasUsage         bool
+	HasPrompt        bool
 	PromptTokens     int64
 	CompletionTokens int64
+
+	// Done: the event that ends a complete stream in APIs without a
+	// [DONE] line (Anthropic's message_stop, Responses' response.completed).
+	Done bool
 
 	// Error: a top-level non-null "error" (vLLM's mid-stream error event)
 	// or "object": "error".
@@ -85,17 +94,8 @@ func ParseChunk(data []byte, c *Chunk) error {
 			if string(v) == "error" {
 				c.Error = true
 			}
-		case "llmprobe_emit_ns":
-			c.HasEmit = true
-			err = s.int(&c.EmitNs, 2)
-		case "llmprobe_ttft_ns":
-			c.HasServerTTFT = true
-			err = s.int(&c.ServerTTFTNs, 2)
-		case "llmprobe_queue_ns":
-			c.HasServerQueue = true
-			err = s.int(&c.ServerQueueNs, 2)
 		default:
-			err = s.skip(2)
+			err = s.topLevel(key, c)
 		}
 		if err == nil {
 			more, err = s.next('}')
@@ -104,6 +104,36 @@ func ParseChunk(data []byte, c *Chunk) error {
 	if err != nil {
 		return err
 	}
+	return s.end()
+}
+
+// topLevel scans a top-level field every API's events may carry: the
+// reference endpoint's ground-truth stamps. Any other is skipped.
+func (s *scanner) topLevel(key []byte, c *Chunk) error {
+	switch string(key) {
+	case "llmprobe_emit_ns":
+		c.HasEmit = true
+		return s.int(&c.EmitNs, 2)
+	case "llmprobe_ttft_ns":
+		c.HasServerTTFT = true
+		return s.int(&c.ServerTTFTNs, 2)
+	case "llmprobe_queue_ns":
+		c.HasServerQueue = true
+		return s.int(&c.ServerQueueNs, 2)
+	}
+	return s.skip(2)
+}
+
+// openObject opens a JSON object, or skips a value that is not one (false).
+func (s *scanner) openObject(depth int) (bool, error) {
+	if s.peek() != '{' {
+		return false, s.skip(depth)
+	}
+	return s.open('}')
+}
+
+// end checks that nothing but whitespace follows the top-level value.
+func (s *scanner) end() error {
 	s.ws()
 	if s.i != len(s.b) {
 		return errJSONSyntax
@@ -112,11 +142,11 @@ func ParseChunk(data []byte, c *Chunk) error {
 }
 
 func (s *scanner) usage(c *Chunk) error {
-	c.HasUsage, c.PromptTokens, c.CompletionTokens = false, 0, 0
+	c.HasUsage, c.HasPrompt, c.PromptTokens, c.CompletionTokens = false, false, 0, 0
 	if s.peek() != '{' {
 		return s.skip(2)
 	}
-	c.HasUsage = true
+	c.HasUsage, c.HasPrompt = true, true
 	more, err := s.open('}')
 	for more && err == nil {
 		var key []byte

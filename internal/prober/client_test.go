@@ -103,7 +103,7 @@ func TestClientChatStreamSuccess(t *testing.T) {
 	defer srv.Close()
 	c := newTestClient(t, srv.URL+"/", config.APIOpenAIChat, func(tg *config.Target) {
 		tg.Headers = map[string]string{"x-team": "llm"}
-		tg.Body = map[string]interface{}{"ignore_eos": true, "extra": map[interface{}]interface{}{"k": []interface{}{1, "v"}}}
+		tg.Body = map[string]interface{}{"ignore_eos": true, "extra": map[string]interface{}{"k": []interface{}{1, "v"}}}
 	})
 	res := &Result{}
 	sent := c.Do(context.Background(), Request{Prompt: prompt, MaxTokens: 3, Stream: true}, res)
@@ -654,7 +654,8 @@ func TestClientSecretsStayOut(t *testing.T) {
 	// Construction errors.
 	_, err1 := mk("http://user:" + password + "@[::1")
 	tg := &config.Target{Name: "t", URL: srv.URL, Model: "m"}
-	tg.HTTPClientConfig.BasicAuth = &promconfig.BasicAuth{Username: "u", Password: promconfig.Secret(password), PasswordFile: "/nonexistent"}
+	tg.HTTPClientConfig.BasicAuth = &promconfig.BasicAuth{Username: "u", Password: promconfig.Secret(password)}
+	tg.HTTPClientConfig.TLSConfig.CAFile = "/nonexistent/ca.pem"
 	_, err2 := NewClient(tg, logger)
 	for _, e := range []error{err1, err2} {
 		if e == nil {
@@ -671,9 +672,8 @@ func TestClientSecretsStayOut(t *testing.T) {
 
 func TestNewClientRejects(t *testing.T) {
 	for name, tg := range map[string]config.Target{
-		"bad api":       {Name: "t", URL: "http://127.0.0.1:1", API: "grpc", Model: "m"},
-		"relative url":  {Name: "t", URL: "/v1", Model: "m"},
-		"managed field": {Name: "t", URL: "http://127.0.0.1:1", Model: "m", Body: map[string]interface{}{"stream": false}},
+		"bad api":      {Name: "t", URL: "http://127.0.0.1:1", API: "grpc", Model: "m"},
+		"relative url": {Name: "t", URL: "/v1", Model: "m"},
 	} {
 		if _, err := NewClient(&tg, nil); err == nil {
 			t.Errorf("%s: no error", name)

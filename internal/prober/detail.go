@@ -90,11 +90,15 @@ func serverMessage(body []byte) string {
 		Error   json.RawMessage `json:"error"`
 		Message json.RawMessage `json:"message"`
 		Detail  json.RawMessage `json:"detail"`
+		// Responses' response.failed: the error is the response's.
+		Response struct {
+			Error json.RawMessage `json:"error"`
+		} `json:"response"`
 	}
 	if json.Unmarshal(body, &v) != nil {
 		return string(body)
 	}
-	for _, raw := range []json.RawMessage{v.Error, v.Message, v.Detail} {
+	for _, raw := range []json.RawMessage{v.Error, v.Message, v.Detail, v.Response.Error} {
 		if m := messageOf(raw); m != "" {
 			return m
 		}

@@ -104,6 +104,22 @@ var streamCases = []streamCase{
 		textChunks: 5, output: 5, counted: 5, input: 12, usage: true, plain: true},
 	{name: "openai-completions", api: config.APIOpenAICompletions, model: "gpt-3.5-turbo-instruct",
 		textChunks: 5, output: 5, counted: 5, input: 3, usage: true, plain: true},
+	// Anthropic's typed events; message_stop ends the stream (no [DONE]).
+	{name: "anthropic-messages", api: config.APIAnthropicMessages, model: "claude-sonnet-4-5", noDone: true,
+		textChunks: 5, output: 5, counted: 5, input: 14, usage: true, plain: true},
+	// Extended thinking: two thinking_deltas (text for TTFT, as reasoning
+	// is in the OpenAI APIs), a signature_delta (not text), then the text
+	// block; end_turn is a natural stop.
+	{name: "anthropic-thinking", api: config.APIAnthropicMessages, model: "claude-sonnet-4-5", noDone: true,
+		textChunks: 7, output: 7, counted: 7, input: 14, usage: true},
+	// Responses: max_output_tokens reached, so the stream ends with
+	// response.incomplete; usage is only in that last event.
+	{name: "openai-responses", api: config.APIOpenAIResponses, model: "gpt-4.1-mini", noDone: true,
+		textChunks: 5, output: 5, counted: 5, input: 13, usage: true, plain: true},
+	// vLLM's /v1/responses with a reasoning parser: reasoning_text deltas
+	// first, then output_text; a natural stop whose EOS token usage counts.
+	{name: "vllm-responses", api: config.APIOpenAIResponses, model: "Qwen/Qwen3-8B", noDone: true,
+		textChunks: 7, output: 8, counted: 7, input: 13, usage: true},
 }
 
 func readFixture(t testing.TB, name string) []byte {
@@ -144,10 +160,11 @@ const eventPause = 3 * time.Millisecond
 // request path and that stream matches what the client asked.
 func fixtureServer(t *testing.T, api config.API, events [][]byte, body []byte, lateHeaders bool) *httptest.Server {
 	t.Helper()
-	wantPath := "/v1/chat/completions"
-	if api == config.APIOpenAICompletions {
-		wantPath = "/v1/completions"
+	a, err := apiFor(api)
+	if err != nil {
+		t.Fatal(err)
 	}
+	wantPath := "/v1" + a.path()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req struct {
 			Stream bool `json:"stream"`
@@ -270,10 +287,15 @@ func TestPlainFixtures(t *testing.T) {
 				Usage struct {
 					PromptTokens     int32 `json:"prompt_tokens"`
 					CompletionTokens int32 `json:"completion_tokens"`
+					InputTokens      int32 `json:"input_tokens"`
+					OutputTokens     int32 `json:"output_tokens"`
 				} `json:"usage"`
 			}
 			if err := json.Unmarshal(body, &u); err != nil {
 				t.Fatal(err)
+			}
+			if c.api == config.APIAnthropicMessages || c.api == config.APIOpenAIResponses {
+				u.Usage.PromptTokens, u.Usage.CompletionTokens = u.Usage.InputTokens, u.Usage.OutputTokens
 			}
 			srv := fixtureServer(t, c.api, nil, body, false)
 			res := fixtureDo(t, fixtureClient(t, srv.URL, c), false)
@@ -304,12 +326,30 @@ func TestStreamFixturesWellFormed(t *testing.T) {
 				t.Error("no server here sends CR line ends")
 			}
 			events := splitEvents(raw)
-			var done, texts int
+			api, err := apiFor(c.api)
+			if err != nil {
+				t.Fatal(err)
+			}
+			typed := c.api == config.APIAnthropicMessages || c.api == config.APIOpenAIResponses
+			var done, ends, texts int
 			for i, ev := range events {
-				if !bytes.HasSuffix(ev, []byte("\n\n")) || bytes.Count(ev, []byte("\n")) != 2 {
-					t.Fatalf("event %d is not one line and a blank line: %q", i, ev)
+				// Typed APIs name each event on an event: line, as its
+				// JSON's "type" also does; the OpenAI APIs send data only.
+				lines := 2
+				if typed {
+					lines = 3
+				}
+				if !bytes.HasSuffix(ev, []byte("\n\n")) || bytes.Count(ev, []byte("\n")) != lines {
+					t.Fatalf("event %d is not %d lines and a blank line: %q", i, lines-1, ev)
 				}
 				line := strings.TrimSuffix(string(ev), "\n\n")
+				var name string
+				if typed {
+					var ok bool
+					if name, line, ok = strings.Cut(strings.TrimPrefix(line, "event: "), "\n"); !ok {
+						t.Fatalf("event %d has no event: line: %q", i, ev)
+					}
+				}
 				data, ok := strings.CutPrefix(line, "data: ")
 				if !ok {
 					data, ok = strings.CutPrefix(line, "data:")
@@ -325,19 +365,36 @@ func TestStreamFixturesWellFormed(t *testing.T) {
 					continue
 				}
 				var ch Chunk
-				if err := ParseChunk([]byte(data), &ch); err != nil {
+				if err := api.parseEvent([]byte(data), &ch); err != nil {
 					t.Fatalf("event %d: %v", i, err)
 				}
-				want := referenceChunk(t, data)
+				var want refChunk
+				switch c.api {
+				case config.APIAnthropicMessages:
+					want = referenceAnthropicEvent(t, name, data)
+				case config.APIOpenAIResponses:
+					want = referenceResponsesEvent(t, name, data)
+				default:
+					want = referenceChunk(t, data)
+				}
 				if ch.HasText() != want.text || ch.HasUsage != want.usage || ch.Choices != want.choices ||
-					ch.PromptTokens != want.prompt || ch.CompletionTokens != want.completion || ch.Error {
-					t.Errorf("event %d: ParseChunk text=%v usage=%v(%d/%d) choices=%d error=%v; encoding/json text=%v usage=%v(%d/%d) choices=%d",
-						i, ch.HasText(), ch.HasUsage, ch.PromptTokens, ch.CompletionTokens, ch.Choices, ch.Error,
-						want.text, want.usage, want.prompt, want.completion, want.choices)
+					ch.PromptTokens != want.prompt || ch.CompletionTokens != want.completion || ch.Error || ch.Done != want.done {
+					t.Errorf("event %d: parsed text=%v usage=%v(%d/%d) choices=%d error=%v done=%v; encoding/json text=%v usage=%v(%d/%d) choices=%d done=%v",
+						i, ch.HasText(), ch.HasUsage, ch.PromptTokens, ch.CompletionTokens, ch.Choices, ch.Error, ch.Done,
+						want.text, want.usage, want.prompt, want.completion, want.choices, want.done)
 				}
 				if ch.HasText() {
 					texts++
 				}
+				if ch.Done {
+					ends++
+					if i != len(events)-1 {
+						t.Errorf("end event at %d of %d", i, len(events))
+					}
+				}
+			}
+			if typed && c.outcome == OutcomeSuccess && ends != 1 {
+				t.Errorf("%d end events (message_stop, response.completed/incomplete), want 1", ends)
 			}
 			// A successful stream ends with [DONE], or (TGI before 2.1)
 			// without one after a finish_reason.
@@ -352,7 +409,7 @@ func TestStreamFixturesWellFormed(t *testing.T) {
 }
 
 type refChunk struct {
-	text, usage        bool
+	text, usage, done  bool
 	choices            int
 	prompt, completion int64
 }
@@ -394,6 +451,82 @@ func referenceChunk(t *testing.T, data string) refChunk {
 	}
 	if v.Usage != nil {
 		r.usage, r.prompt, r.completion = true, v.Usage.PromptTokens, v.Usage.CompletionTokens
+	}
+	return r
+}
+
+// referenceAnthropicEvent reads an Anthropic event with encoding/json:
+// text is a non-empty delta.text or delta.thinking; usage is an output
+// token count (message_start's message.usage, message_delta's usage), with
+// the input count where the event has one; message_stop ends the stream.
+func referenceAnthropicEvent(t *testing.T, name, data string) refChunk {
+	t.Helper()
+	type usage struct {
+		InputTokens  *int64 `json:"input_tokens"`
+		OutputTokens *int64 `json:"output_tokens"`
+	}
+	var v struct {
+		Type  string `json:"type"`
+		Delta *struct {
+			Text     string `json:"text"`
+			Thinking string `json:"thinking"`
+		} `json:"delta"`
+		Message *struct {
+			Usage *usage `json:"usage"`
+		} `json:"message"`
+		Usage *usage `json:"usage"`
+	}
+	if err := json.Unmarshal([]byte(data), &v); err != nil {
+		t.Fatalf("encoding/json: %v", err)
+	}
+	if v.Type != name {
+		t.Errorf("event: %s carries type %q", name, v.Type)
+	}
+	r := refChunk{choices: -1, done: v.Type == "message_stop"}
+	r.text = v.Delta != nil && (v.Delta.Text != "" || v.Delta.Thinking != "")
+	u := v.Usage
+	if v.Message != nil && v.Message.Usage != nil {
+		u = v.Message.Usage
+	}
+	if u != nil {
+		if u.OutputTokens != nil {
+			r.usage, r.completion = true, *u.OutputTokens
+		}
+		if u.InputTokens != nil {
+			r.prompt = *u.InputTokens
+		}
+	}
+	return r
+}
+
+// referenceResponsesEvent reads a Responses event with encoding/json: text
+// is the delta of response.output_text.delta or response.reasoning_text.delta;
+// usage is the response's, when not null; response.completed and
+// response.incomplete end the stream.
+func referenceResponsesEvent(t *testing.T, name, data string) refChunk {
+	t.Helper()
+	var v struct {
+		Type     string `json:"type"`
+		Delta    any    `json:"delta"`
+		Response *struct {
+			Usage *struct {
+				InputTokens  int64 `json:"input_tokens"`
+				OutputTokens int64 `json:"output_tokens"`
+			} `json:"usage"`
+		} `json:"response"`
+	}
+	if err := json.Unmarshal([]byte(data), &v); err != nil {
+		t.Fatalf("encoding/json: %v", err)
+	}
+	if v.Type != name {
+		t.Errorf("event: %s carries type %q", name, v.Type)
+	}
+	r := refChunk{choices: -1, done: v.Type == "response.completed" || v.Type == "response.incomplete"}
+	if d, ok := v.Delta.(string); ok && d != "" {
+		r.text = v.Type == "response.output_text.delta" || v.Type == "response.reasoning_text.delta"
+	}
+	if v.Response != nil && v.Response.Usage != nil {
+		r.usage, r.prompt, r.completion = true, v.Response.Usage.InputTokens, v.Response.Usage.OutputTokens
 	}
 	return r
 }

@@ -1,0 +1,304 @@
+package prober
+
+import (
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/http/httptrace"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/oauth2"
+)
+
+// doState is per-request scratch, pooled so that a request in steady state
+// allocates only what net/http itself does.
+type doState struct {
+	sent      time.Time
+	firstByte atomic.Int64 // ns after sent; 0 until the first response byte
+	reused    atomic.Bool  // the attempt went out on a kept-alive connection
+	trace     httptrace.ClientTrace
+	sse       *SSEReader
+	chunk     Chunk
+	buf       []byte // non-streamed response body
+}
+
+func (st *doState) gotFirstResponseByte() {
+	st.firstByte.Store(int64(max(time.Since(st.sent), 1)))
+}
+
+func (st *doState) gotConn(info httptrace.GotConnInfo) { st.reused.Store(info.Reused) }
+
+func getState() *doState {
+	st := statePool.Get().(*doState)
+	st.firstByte.Store(0)
+	st.reused.Store(false)
+	return st
+}
+
+var statePool = sync.Pool{New: func() any {
+	st := &doState{sse: NewSSEReader(nil, DefaultMaxEventSize)}
+	st.trace.GotFirstResponseByte = st.gotFirstResponseByte
+	st.trace.GotConn = st.gotConn
+	return st
+}}
+
+// Do sends req and measures it into res (reset first). It returns the send
+// instant: the moment just before the request was first handed to the HTTP
+// client (the load engine's schedule delay is this minus the intended send
+// time). Every duration in res counts from that instant, or from the retry's
+// when the first attempt failed on a reused connection before any response
+// byte: such a request is sent once more on a fresh connection (res.Retry
+// says why, res.Resent when), and a failure on a fresh connection never is.
+//
+// The scenario timeout is ctx's deadline: passing it yields OutcomeTimeout;
+// a cancellation of ctx yields OutcomeCanceled.
+func (c *Client) Do(ctx context.Context, req Request, res *Result) (sent time.Time) {
+	res.Reset()
+	res.Stream = req.Stream
+
+	rb := bodyPool.Get().(*reqBody)
+	rb.buf = c.appendBody(rb.buf[:0], &req)
+	rb.refs.Store(1) // Do's; each attempt adds the transport's
+	defer rb.release()
+	header := c.plainHeader
+	if req.Stream {
+		header = c.streamHeader
+	}
+
+	st := getState()
+	// Timing starts here: everything above is client work, not latency.
+	sent = time.Now()
+	resp, headersAt, err := c.attempt(ctx, c.http, rb, header, st, sent)
+	from := sent
+	if err != nil && retryable(ctx, st) {
+		// The abandoned state is not pooled: the failed attempt's read
+		// loop may still call its trace hooks.
+		res.Retry = retryReason(err)
+		st = getState()
+		from = time.Now()
+		res.Resent = from.Sub(sent)
+		resp, headersAt, err = c.attempt(ctx, c.fresh, rb, header, st, from)
+	}
+	if err != nil {
+		res.Outcome = classify(ctx, err, false)
+		res.E2E = headersAt.Sub(from)
+		res.Detail = c.errorDetail(err)
+		return sent
+	}
+
+	defer statePool.Put(st)
+	defer resp.Body.Close()
+
+	res.Status = resp.StatusCode
+	// The trace hook runs on the transport's read loop as the first byte
+	// arrives, before header parsing and before the hand-off to this
+	// goroutine, so it is the more faithful TTFB; Do's return is the
+	// fallback.
+	if fb := st.firstByte.Load(); fb > 0 {
+		res.TTFB = time.Duration(fb)
+	} else {
+		res.TTFB = headersAt.Sub(from)
+	}
+
+	switch code := resp.StatusCode; {
+	case code >= 200 && code <= 299:
+	default:
+		switch {
+		case code == http.StatusTooManyRequests:
+			res.Outcome = OutcomeHTTP429
+		case code >= 300 && code <= 399:
+			res.Outcome = OutcomeHTTP3xx
+		case code >= 400 && code <= 499:
+			res.Outcome = OutcomeHTTP4xx
+		case code >= 500:
+			res.Outcome = OutcomeHTTP5xx
+		default: // 1xx as a final status: not an answer we can measure
+			res.Outcome = OutcomeProtocolError
+		}
+		if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
+			res.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), headersAt)
+		}
+		res.Detail = c.errorBody(resp.Body, st)
+		if res.Outcome == OutcomeHTTP3xx {
+			res.Detail = c.detail("redirected to " + shownLocation(resp.Header.Get("Location")) + " (only 307 and 308 are followed)")
+		}
+		res.E2E = time.Since(from)
+		return sent
+	}
+	if o, why := unmeasurable(resp, req.Stream); o != OutcomeSuccess {
+		if said := c.errorBody(resp.Body, st); said != "" && o == OutcomeUnexpectedContentType {
+			why += "; it said: " + said
+		}
+		res.Outcome, res.Detail = o, c.detail(why)
+		res.E2E = time.Since(from)
+		return sent
+	}
+
+	if req.Stream {
+		err = c.readStream(ctx, resp.Body, from, res, st)
+	} else {
+		err = c.readJSON(ctx, resp.Body, from, res, st)
+	}
+	if res.Outcome != OutcomeSuccess && res.Detail == "" {
+		res.Detail = c.errorDetail(err)
+	}
+	return sent
+}
+
+// attempt sends the body once through hc, with from as the attempt's send
+// instant.
+func (c *Client) attempt(ctx context.Context, hc *http.Client, rb *reqBody, header http.Header, st *doState, from time.Time) (*http.Response, time.Time, error) {
+	rb.refs.Add(1) // the transport's
+	hreq := (&http.Request{
+		Method:        http.MethodPost,
+		URL:           c.url,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        header,
+		Body:          &bodyReader{rb: rb},
+		GetBody:       rb.getBody,
+		ContentLength: int64(len(rb.buf)),
+		Host:          c.url.Host,
+	}).WithContext(httptrace.WithClientTrace(ctx, &st.trace))
+	st.sent = from
+	resp, err := hc.Do(hreq)
+	return resp, time.Now(), err
+}
+
+// followSafeRedirects follows only the redirects that keep the method and
+// the body (307, 308). On a 301, 302 or 303 net/http would turn the POST into
+// a body-less GET, and the endpoint would answer a different request; such a
+// response is counted as http_3xx instead.
+func followSafeRedirects(req *http.Request, via []*http.Request) error {
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
+	}
+	if code := req.Response.StatusCode; code != http.StatusTemporaryRedirect && code != http.StatusPermanentRedirect {
+		return http.ErrUseLastResponse
+	}
+	return nil
+}
+
+// retryable: the attempt failed on a kept-alive connection before any byte
+// of a response came back, and nobody gave up on the request. The server then
+// closed (or reset) a connection it had kept open, usually right as the
+// request went out on it; net/http retries that only for idempotent requests,
+// and an inference POST is not one.
+func retryable(ctx context.Context, st *doState) bool {
+	return ctx.Err() == nil && st.reused.Load() && st.firstByte.Load() == 0
+}
+
+func retryReason(err error) RetryReason {
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		strings.Contains(err.Error(), "server closed idle connection"):
+		return RetryEOF
+	case errors.Is(err, syscall.ECONNRESET):
+		return RetryReset
+	case errors.Is(err, syscall.EPIPE):
+		return RetryBrokenPipe
+	}
+	return RetryOther
+}
+
+// errorBody reads what a non-2xx response says (its head, for the detail)
+// and drains the rest up to maxErrorDrain, so the connection can be reused.
+func (c *Client) errorBody(body io.Reader, st *doState) string {
+	var head [4 << 10]byte
+	n, _ := io.ReadFull(body, head[:])
+	st.sse.Reset(body)
+	st.sse.Drain(maxErrorDrain)
+	st.sse.Reset(nil)
+	if n == 0 {
+		return ""
+	}
+	return c.detail(serverMessage(head[:n]))
+}
+
+// unmeasurable says why a 2xx response cannot be measured as the answer
+// asked for, or OutcomeSuccess when it can: a Content-Encoding would time a
+// decompressor's output, not the bytes' arrival (prometheus/common's
+// transport does not ask for one, so a server that sends one anyway is
+// misconfigured, or a proxy is); HTML is a login page or a proxy's error; a
+// JSON body to a streamed request means the server ignored stream: true.
+func unmeasurable(resp *http.Response, stream bool) (Outcome, string) {
+	if enc := resp.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
+		return OutcomeEncodingUnsupported, "Content-Encoding " + strconv.Quote(enc) + " (llmprobe asks for none: it times bytes as they arrive)"
+	}
+	ct := strings.ToLower(resp.Header.Get("Content-Type"))
+	switch {
+	case strings.Contains(ct, "text/html"):
+		return OutcomeUnexpectedContentType, "Content-Type " + strconv.Quote(ct) + ": a web page, not an API reply"
+	case stream && strings.Contains(ct, "application/json"):
+		return OutcomeUnexpectedContentType, "Content-Type " + strconv.Quote(ct) + " to a streamed request: the server ignored stream: true"
+	case !stream && strings.Contains(ct, "text/event-stream"):
+		return OutcomeUnexpectedContentType, "Content-Type " + strconv.Quote(ct) + " to a request with stream: false"
+	}
+	return OutcomeSuccess, ""
+}
+
+// retryAfter parses a Retry-After header: delay-seconds or an HTTP date
+// (RFC 9110 10.2.3), relative to now. Anything else, or a time past, is 0.
+func retryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.ParseUint(strings.TrimSpace(v), 10, 32); err == nil {
+		return time.Duration(secs) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(0, t.Sub(now))
+	}
+	return 0
+}
+
+// shownLocation is a redirect target fit for a log.
+func shownLocation(loc string) string {
+	if loc == "" {
+		return "(no Location)"
+	}
+	return ShownURL(loc)
+}
+
+// classify maps an error to an outcome. The context decides first: its
+// deadline is the scenario timeout, its cancellation a shutdown or reload.
+func classify(ctx context.Context, err error, afterHeaders bool) Outcome {
+	if cerr := ctx.Err(); cerr != nil {
+		if errors.Is(cerr, context.DeadlineExceeded) {
+			return OutcomeTimeout
+		}
+		return OutcomeCanceled
+	}
+	var pathErr *fs.PathError
+	var tokenErr *oauth2.RetrieveError
+	switch {
+	case !afterHeaders && errors.As(err, &pathErr):
+		// prometheus/common reads credentials, passwords and client
+		// certificates from their files as each request is built: nothing
+		// was sent.
+		return OutcomeClientConfigError
+	case !afterHeaders && errors.As(err, &tokenErr):
+		// The oauth2 token endpoint refused the client's credentials:
+		// nothing was sent to the target.
+		return OutcomeClientConfigError
+	case errors.Is(err, context.DeadlineExceeded):
+		return OutcomeTimeout
+	case errors.Is(err, context.Canceled):
+		return OutcomeCanceled
+	case !afterHeaders:
+		return OutcomeConnectError
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		// The server closed the stream (cleanly, or mid-chunk) without
+		// [DONE].
+		return OutcomeTruncated
+	}
+	return OutcomeProtocolError // reset after headers, bad framing, oversized event
+}
