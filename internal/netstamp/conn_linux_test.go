@@ -170,7 +170,7 @@ func TestCoalescedReadOneStamp(t *testing.T) {
 func TestFallbackWhenRefused(t *testing.T) {
 	withTimestampOpt(t, func(int) error { return unix.ENOPROTOOPT })
 	var why error
-	d := &Dialer{OnFallback: func(err error) { why = err }}
+	d := &Dialer{OnConn: func(_ Source, err error) { why = err }}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

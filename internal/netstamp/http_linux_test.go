@@ -11,6 +11,8 @@ import (
 	"net/http/httptrace"
 	"testing"
 	"time"
+
+	promconfig "github.com/prometheus/common/config"
 )
 
 // TestHTTPOverStampedConns: net/http runs over the Dialer's conns, reuses
@@ -162,4 +164,57 @@ func BenchmarkRead(b *testing.B) {
 	b.Run("plain", func(b *testing.B) { benchmarkRead(b, false, ModeUser) })
 	b.Run("kernel", func(b *testing.B) { benchmarkRead(b, true, ModeKernel) })
 	b.Run("user", func(b *testing.B) { benchmarkRead(b, true, ModeUser) })
+}
+
+// TestLookupThroughPrometheusClient: prometheus/common's client wraps every
+// dialed conn (go-conntrack) and, for https, crypto/tls wraps it again;
+// Lookup still finds the *Conn under what GotConn hands over, and forgets it
+// once closed.
+func TestLookupThroughPrometheusClient(t *testing.T) {
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	for _, tlsOn := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tls=%v", tlsOn), func(t *testing.T) {
+			var srv *httptest.Server
+			cfg := promconfig.DefaultHTTPClientConfig
+			if tlsOn {
+				srv = httptest.NewTLSServer(handler)
+				cfg.TLSConfig.InsecureSkipVerify = true
+				cfg.EnableHTTP2 = false
+			} else {
+				srv = httptest.NewServer(handler)
+			}
+			defer srv.Close()
+			d := &Dialer{}
+			hc, err := promconfig.NewClientFromConfig(cfg, "test", promconfig.WithDialContextFunc(d.DialContext))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got net.Conn
+			trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) { got = info.Conn }}
+			req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(t.Context(), trace), "GET", srv.URL, nil)
+			resp, err := hc.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if _, direct := got.(*Conn); direct {
+				t.Fatal("GotConn handed over the *Conn itself: the test no longer covers a wrapper")
+			}
+			c := d.Lookup(got)
+			if c == nil {
+				t.Fatalf("Lookup(%T) found nothing", got)
+			}
+			if !c.LastReadStamp().Valid() || !c.LastWrite().Valid() {
+				t.Error("the conn found carries no stamps")
+			}
+			if allocs := testing.AllocsPerRun(100, func() { d.Lookup(got) }); allocs != 0 {
+				t.Errorf("Lookup allocates %v", allocs)
+			}
+			hc.CloseIdleConnections()
+			if d.Lookup(got) != nil {
+				t.Error("Lookup still finds a closed conn")
+			}
+		})
+	}
 }

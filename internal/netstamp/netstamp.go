@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -179,10 +180,20 @@ func (c *stampCell) load() Stamp {
 // ReadFrom uses them when its buffer is empty).
 type Conn struct {
 	net.Conn
-	src   Source
-	read  stampCell
-	write stampCell
-	sys   sysConn
+	src    Source
+	read   stampCell
+	write  stampCell
+	sys    sysConn
+	dialer *Dialer  // registered there (by key) while open; nil for Wrap
+	key    net.Addr // LocalAddr at the dial
+}
+
+// Close closes the connection and forgets it in its Dialer.
+func (c *Conn) Close() error {
+	if c.dialer != nil {
+		c.dialer.conns.CompareAndDelete(c.key, c)
+	}
+	return c.Conn.Close()
 }
 
 // Source says where c's read stamps come from.
@@ -242,12 +253,15 @@ type Dialer struct {
 	// Dial dials the underlying connection; nil uses a net.Dialer with a
 	// 30 s keep-alive, as net/http's default transport does.
 	Dial DialFunc
-	// OnFallback, when set, is called for each connection that fell back to
-	// user-space stamps in ModeAuto, with the reason (for a log line).
-	OnFallback func(why error)
+	// OnConn, when set, is called for each connection dialed, with its
+	// source and, for a fallback to user-space stamps, the reason (for a log
+	// line).
+	OnConn func(src Source, why error)
 
 	counts [NumSources]atomic.Uint64
 	last   atomic.Uint32 // Source+1 of the latest connection, 0 before any
+	// conns maps an open connection's LocalAddr to it, for Lookup.
+	conns sync.Map
 }
 
 var defaultDialer = &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
@@ -270,10 +284,43 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.
 	}
 	d.counts[c.src].Add(1)
 	d.last.Store(uint32(c.src) + 1)
-	if why != nil && d.Mode == ModeAuto && d.OnFallback != nil {
-		d.OnFallback(why)
+	if c.key = raw.LocalAddr(); c.key != nil {
+		c.dialer = d
+		d.conns.Store(c.key, c)
+	}
+	if d.OnConn != nil {
+		d.OnConn(c.src, why)
 	}
 	return c, nil
+}
+
+// Lookup finds the *Conn d dialed under nc, as httptrace's GotConn hands it
+// over: the conn itself, a *tls.Conn over it (NetConn), or a wrapper that
+// hides it. prometheus/common wraps every dialed conn (go-conntrack) in a
+// type that promotes only net.Conn's methods; such a wrapper passes
+// LocalAddr through, and a *net.TCPConn returns the same *net.TCPAddr every
+// time, so that pointer names the conn. nil when nc is not one of d's open
+// conns. It allocates nothing.
+func (d *Dialer) Lookup(nc net.Conn) *Conn {
+	for range 4 {
+		switch v := nc.(type) {
+		case *Conn:
+			return v
+		case interface{ NetConn() net.Conn }:
+			nc = v.NetConn()
+			continue
+		}
+		break
+	}
+	if nc == nil {
+		return nil
+	}
+	if a := nc.LocalAddr(); a != nil {
+		if v, ok := d.conns.Load(a); ok {
+			return v.(*Conn)
+		}
+	}
+	return nil
 }
 
 // Conns returns how many connections d dialed with each source.
@@ -321,6 +368,12 @@ func (g *StepGuard) Reset(ref Stamp) {
 func Now() Stamp {
 	w, m := now()
 	return Stamp{UserWall: w, UserMono: m, Seq: 1}
+}
+
+// At is the user-space Stamp of t, which must carry a monotonic reading (a
+// time.Now, or one derived from it).
+func At(t time.Time) Stamp {
+	return Stamp{UserWall: t.UnixNano(), UserMono: int64(t.Sub(epoch)), Seq: 1}
 }
 
 // Time is the read's instant on the monotonic clock and where it came from:
