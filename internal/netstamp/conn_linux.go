@@ -44,6 +44,7 @@ type sysConn struct {
 	recvFn func(fd uintptr) bool
 
 	wmu     sync.Mutex
+	burst   burst
 	wbuf    []byte
 	wn      int
 	werr    error
@@ -181,14 +182,17 @@ func parseStamp(oob []byte) int64 {
 func (c *Conn) Write(b []byte) (int, error) {
 	s := &c.sys
 	if s.rc == nil {
-		w, m := now()
-		c.write.store(0, w, m)
+		s.wmu.Lock()
+		s.burst.begin(c.read.seq.Load())
+		c.stampWrite(&s.burst)
+		s.wmu.Unlock()
 		return c.Conn.Write(b)
 	}
 	if len(b) == 0 {
 		return 0, nil
 	}
 	s.wmu.Lock()
+	s.burst.begin(c.read.seq.Load())
 	s.wbuf, s.wn, s.werr = b, 0, nil
 	err := s.rc.Write(s.writeFn)
 	n, werr := s.wn, s.werr
@@ -207,8 +211,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 // writability.
 func (s *sysConn) send(fd uintptr) bool {
 	for s.wn < len(s.wbuf) {
-		w, m := now()
-		s.wc.write.store(0, w, m)
+		s.wc.stampWrite(&s.burst)
 		n, err := unix.Write(int(fd), s.wbuf[s.wn:])
 		if n > 0 {
 			s.wn += n

@@ -405,3 +405,23 @@ func TestReadAllocatesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestFirstWriteStartsAfterARead: writes with no read between them are one
+// burst (a request's headers and body); the first write after a read (the
+// next request, once the response was read) starts the next.
+func TestFirstWriteStartsAfterARead(t *testing.T) {
+	c, srv := loopPair(t, ModeAuto)
+	buf := make([]byte, 16)
+	c.Write([]byte("head"))
+	c.Write([]byte("body"))
+	if f, l := c.FirstWrite(), c.LastWrite(); f.Seq != 1 || l.Seq != 2 || f.UserMono > l.UserMono {
+		t.Errorf("one burst: first %+v last %+v", f, l)
+	}
+	io.ReadFull(srv, buf[:8])
+	srv.Write([]byte("reply"))
+	io.ReadFull(c, buf[:5])
+	c.Write([]byte("next"))
+	if f, l := c.FirstWrite(), c.LastWrite(); f.Seq != 2 || l.Seq != 3 || f.UserMono != l.UserMono {
+		t.Errorf("after a read: first %+v last %+v, want a new burst at the third write", f, l)
+	}
+}

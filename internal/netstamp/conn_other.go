@@ -2,11 +2,17 @@
 
 package netstamp
 
-import "errors"
+import (
+	"errors"
+	"sync"
+)
 
-// sysConn is empty off Linux: there is no portable kernel receive stamp, so
-// every Conn uses user-space stamps.
-type sysConn struct{}
+// sysConn has no syscall state off Linux: there is no portable kernel
+// receive stamp, so every Conn uses user-space stamps.
+type sysConn struct {
+	wmu   sync.Mutex
+	burst burst
+}
 
 func (s *sysConn) init(c *Conn, kernel bool) error {
 	return errors.New("kernel receive timestamps need Linux")
@@ -24,7 +30,9 @@ func (c *Conn) Read(b []byte) (int, error) {
 
 // Write stamps the instant before the wrapped conn's Write.
 func (c *Conn) Write(b []byte) (int, error) {
-	w, m := now()
-	c.write.store(0, w, m)
+	c.sys.wmu.Lock()
+	c.sys.burst.begin(c.read.seq.Load())
+	c.stampWrite(&c.sys.burst)
+	c.sys.wmu.Unlock()
 	return c.Conn.Write(b)
 }

@@ -53,9 +53,14 @@ func TestHTTPOverStampedConns(t *testing.T) {
 		if got == nil {
 			t.Fatalf("request %d: GotConn did not give a *netstamp.Conn", i)
 		}
-		sent := got.LastWrite()
+		sent, firstW := got.LastWrite(), got.FirstWrite()
 		if sent.UserMono < before.UserMono || !sent.Valid() {
 			t.Errorf("request %d: send stamp %+v before Do began (%+v)", i, sent, before)
+		}
+		// A body of unknown length goes out chunked: headers, the chunk and
+		// the last chunk in separate writes; the first is the headers'.
+		if firstW.UserMono < before.UserMono || sent.Seq-firstW.Seq < 1 {
+			t.Errorf("request %d: first write %+v, last %+v: want the headers' write, before the last", i, firstW, sent)
 		}
 		buf := make([]byte, 256)
 		var events int

@@ -183,6 +183,7 @@ type Conn struct {
 	src    Source
 	read   stampCell
 	write  stampCell
+	first  stampCell // first write since the latest read
 	sys    sysConn
 	dialer *Dialer  // registered there (by key) while open; nil for Wrap
 	key    net.Addr // LocalAddr at the dial
@@ -224,6 +225,39 @@ func (c *Conn) LastReadStamp() Stamp { return c.read.load() }
 // response is read is the one with the request's last byte, and this stamp,
 // read once the response has begun, is the request's send instant.
 func (c *Conn) LastWrite() Stamp { return c.write.load() }
+
+// FirstWrite returns the stamp taken before the first write syscall since the
+// most recent read: on an HTTP/1 connection, once a response has begun, the
+// request's first byte. net/http flushes a request's headers before a body it
+// cannot see is in memory, so the headers may reach the server (and start
+// its clock) a little before the body's last byte: LastWrite − FirstWrite is
+// that spread.
+func (c *Conn) FirstWrite() Stamp { return c.first.load() }
+
+// burst tracks write bursts: a Write after a read (or the first Write) starts
+// one. Only the writing goroutine touches it.
+type burst struct {
+	afterRead uint64 // read count at the latest Write
+	started   bool
+	pending   bool // the next syscall is the burst's first
+}
+
+func (b *burst) begin(reads uint64) {
+	if !b.started || reads != b.afterRead {
+		b.pending = true
+	}
+	b.started, b.afterRead = true, reads
+}
+
+// stampWrite stamps a write syscall about to happen.
+func (c *Conn) stampWrite(b *burst) {
+	w, m := now()
+	c.write.store(0, w, m)
+	if b.pending {
+		c.first.store(0, w, m)
+		b.pending = false
+	}
+}
 
 // Wrap stamps conn's reads and writes. ModeAuto and ModeKernel enable kernel
 // receive stamps where conn allows (a TCP connection on Linux). Where it does
