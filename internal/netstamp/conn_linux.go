@@ -136,6 +136,7 @@ func (s *sysConn) recv(fd uintptr) bool {
 		switch errno {
 		case 0:
 			s.rn = int(n)
+			raceAcquireIO(fd)
 			return true
 		case unix.EINTR:
 			continue
@@ -212,14 +213,16 @@ func (c *Conn) Write(b []byte) (int, error) {
 func (s *sysConn) send(fd uintptr) bool {
 	for s.wn < len(s.wbuf) {
 		s.wc.stampWrite(&s.burst)
-		n, err := unix.Write(int(fd), s.wbuf[s.wn:])
+		// syscall.Write, not unix.Write: its race annotation is the one
+		// the standard library's reads on the other side acquire.
+		n, err := syscall.Write(int(fd), s.wbuf[s.wn:])
 		if n > 0 {
 			s.wn += n
 		}
 		switch err {
 		case nil:
-		case unix.EINTR:
-		case unix.EAGAIN:
+		case syscall.EINTR:
+		case syscall.EAGAIN:
 			return false
 		default:
 			s.werr = err
