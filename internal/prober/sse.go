@@ -83,8 +83,8 @@ type SSEReader struct {
 	// kernel's receive time of its last read, through guard.
 	conn  *netstamp.Conn
 	guard *netstamp.StepGuard
-	max       int
-	now       func() time.Time // time.Now; replaceable in tests
+	max   int
+	now   func() time.Time // time.Now; replaceable in tests
 }
 
 // NewSSEReader returns a reader over r with the given event size cap
