@@ -3,8 +3,8 @@ package prober
 import (
 	"net/http"
 	"net/http/httptest"
-	"sync/atomic"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
