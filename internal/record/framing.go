@@ -1,11 +1,11 @@
-// Wire format (version 2)
+// Wire format (version 3)
 //
 // A worker writes a stream of frames to the supervisor; every frame is
 // self-describing and checked on its own:
 //
 //	byte 0      magic 0xC0 (never valid UTF-8: stray text on the pipe, such
 //	            as a panic trace, is caught at the first byte)
-//	byte 1      version (2); any other value is refused, on every frame
+//	byte 1      version (3); any other value is refused, on every frame
 //	byte 2      kind: 1 record, 2 sample, 3 heartbeat, 4 send
 //	bytes 3..   payload length, uvarint (1 to 4 bytes), at most MaxPayload
 //	then        payload, exactly that many bytes
@@ -16,14 +16,17 @@
 //
 //	record:    uv Probe, zz Intended, zz ScheduleDelay,
 //	           byte flags (bit 0 Stream, 1 UsageReported, 2 UsageMismatch,
-//	           3 GroundTruth, 4 Warmup, 5 Saturated; other bits refused),
+//	           3 GroundTruth, 4 Warmup, 5 Saturated, 6 KernelStamps; other
+//	           bits refused),
 //	           byte Outcome (< prober.NumOutcomes), zz Status,
 //	           byte Retry (< prober.NumRetryReasons), zz Resent,
 //	           zz TTFB, zz TTFT, zz E2E,
 //	           zz InputTokens, zz OutputTokens, zz CountedTokens,
 //	           zz ServerTTFT, zz ServerQueue,
 //	           uv len(Gaps), then per gap: zz Gap, zz Tokens,
-//	           uv len(EmitLags), then per lag: zz lag
+//	           uv len(EmitLags), then per lag: zz lag,
+//	           zz Connect, zz SendSpan, zz Coalesced, zz ClockSteps,
+//	           uv len(ReadLags), then per lag: zz lag
 //	sample:    the scalar fields of Sample in declaration order, zz for
 //	           signed, uv for unsigned, f64 for float64, byte for bool;
 //	           then uv len(Probes), and per probe: uv ID, uv Scheduled, uv Sent,
@@ -54,7 +57,7 @@ const (
 	Magic byte = 0xC0
 	// Version is the frame format this build writes and the only one it
 	// reads. Bump it on any change to the header or a payload layout.
-	Version byte = 2
+	Version byte = 3
 	// MaxPayload caps a frame's payload so that a corrupt length never
 	// makes the decoder allocate without bound. A record with 64 gaps and
 	// 64 emit lags is about 570 bytes; a million gaps still fit.
@@ -140,7 +143,7 @@ func (e *VersionError) Error() string {
 // well-behaved encoder of this version cannot produce.
 var ErrMalformed = errors.New("record: malformed frame")
 
-const flagsKnown = flagStream | flagUsageReported | flagUsageMismatch | flagGroundTruth | flagWarmup | flagSaturated
+const flagsKnown = flagStream | flagUsageReported | flagUsageMismatch | flagGroundTruth | flagWarmup | flagSaturated | flagKernelStamps
 
 const (
 	flagStream byte = 1 << iota
@@ -149,6 +152,7 @@ const (
 	flagGroundTruth
 	flagWarmup
 	flagSaturated
+	flagKernelStamps
 )
 
 // Encoder writes frames to w. Each frame is built in a buffer reused across
@@ -250,6 +254,9 @@ func appendRecord(b []byte, r *Record) []byte {
 	if r.Saturated {
 		flags |= flagSaturated
 	}
+	if r.KernelStamps {
+		flags |= flagKernelStamps
+	}
 	b = binary.AppendUvarint(b, uint64(r.Probe))
 	b = binary.AppendVarint(b, r.Intended)
 	b = binary.AppendVarint(b, int64(r.ScheduleDelay))
@@ -272,6 +279,14 @@ func appendRecord(b []byte, r *Record) []byte {
 	}
 	b = binary.AppendUvarint(b, uint64(len(r.EmitLags)))
 	for _, l := range r.EmitLags {
+		b = binary.AppendVarint(b, int64(l))
+	}
+	b = binary.AppendVarint(b, int64(r.Connect))
+	b = binary.AppendVarint(b, int64(r.SendSpan))
+	b = binary.AppendVarint(b, int64(r.Coalesced))
+	b = binary.AppendVarint(b, int64(r.ClockSteps))
+	b = binary.AppendUvarint(b, uint64(len(r.ReadLags)))
+	for _, l := range r.ReadLags {
 		b = binary.AppendVarint(b, int64(l))
 	}
 	return b
@@ -469,7 +484,7 @@ func (d *Decoder) want(k Kind) error {
 }
 
 // DecodeRecord decodes the current record frame into r. It reuses the
-// capacity of r.Gaps and r.EmitLags, so decoding into the same Record
+// capacity of r.Gaps, r.EmitLags and r.ReadLags, so decoding into the same Record
 // allocates nothing once they have grown. On error *r is unspecified.
 func (d *Decoder) DecodeRecord(r *Record) error {
 	if err := d.want(KindRecord); err != nil {
@@ -492,6 +507,7 @@ func (d *Decoder) DecodeRecord(r *Record) error {
 	r.GroundTruth = flags&flagGroundTruth != 0
 	r.Warmup = flags&flagWarmup != 0
 	r.Saturated = flags&flagSaturated != 0
+	r.KernelStamps = flags&flagKernelStamps != 0
 	r.Outcome = prober.Outcome(outcome)
 	r.Status = int(p.varint())
 	retry := p.u8()
@@ -520,6 +536,15 @@ func (d *Decoder) DecodeRecord(r *Record) error {
 	r.EmitLags = slices.Grow(r.EmitLags[:0], n)[:n]
 	for i := range r.EmitLags {
 		r.EmitLags[i] = time.Duration(p.varint())
+	}
+	r.Connect = time.Duration(p.varint())
+	r.SendSpan = time.Duration(p.varint())
+	r.Coalesced = p.int32("coalesced")
+	r.ClockSteps = p.int32("clock steps")
+	n = p.count("read lags", 1)
+	r.ReadLags = slices.Grow(r.ReadLags[:0], n)[:n]
+	for i := range r.ReadLags {
+		r.ReadLags[i] = time.Duration(p.varint())
 	}
 	return p.end(KindRecord)
 }

@@ -281,20 +281,22 @@ func TestWireFormatGolden(t *testing.T) {
 		TTFB: 5, TTFT: -1, E2E: 300,
 		InputTokens: 1, OutputTokens: 2, CountedTokens: 0,
 		ServerTTFT: -1, ServerQueue: -1,
-		Gaps:     []prober.Gap{{Gap: 64, Tokens: 2}},
-		EmitLags: []time.Duration{-3},
+		Gaps:         []prober.Gap{{Gap: 64, Tokens: 2}},
+		EmitLags:     []time.Duration{-3},
+		KernelStamps: true, Connect: -1, SendSpan: 4, Coalesced: 3,
+		ReadLags: []time.Duration{7},
 	}}
 	if err := enc.EncodeRecord(r); err != nil {
 		t.Fatal(err)
 	}
 	want := []byte{
-		0xC0, 2, 3, 2, // heartbeat header: 2-byte payload
+		0xC0, 3, 3, 2, // heartbeat header: 2-byte payload
 		1, 3, // seq 1, unix ns -2 (zigzag 3)
-		0xC0, 2, 1, 24, // record header: 24-byte payload
+		0xC0, 3, 1, 30, // record header: 30-byte payload
 		2,          // probe
 		6,          // intended 3
 		1,          // schedule delay -1
-		0x11,       // flags: Stream | Warmup
+		0x51,       // flags: Stream | Warmup | KernelStamps
 		2,          // outcome http_429
 		0xDA, 0x06, // status 429 (zigzag 858)
 		0, 0, // retry none, resent 0
@@ -305,6 +307,9 @@ func TestWireFormatGolden(t *testing.T) {
 		1, 1, // server TTFT, server queue: -1
 		1, 0x80, 0x01, 4, // one gap: 64 ns (zigzag 128), 2 tokens
 		1, 5, // one emit lag: -3
+		1, 8, // connect -1, send span 4
+		6, 0, // coalesced 3, clock steps 0
+		1, 14, // one read lag: 7
 	}
 	if !bytes.Equal(buf.Bytes(), want) {
 		t.Fatalf("wire bytes\n got % x\nwant % x", buf.Bytes(), want)
@@ -382,7 +387,7 @@ func TestUnsupportedVersion(t *testing.T) {
 	frame[1] = 1
 	dec := NewDecoder(bytes.NewReader(frame))
 	_, err := dec.Next()
-	if err == nil || err.Error() != "record: unsupported frame version 1 (this build speaks 2)" {
+	if err == nil || err.Error() != "record: unsupported frame version 1 (this build speaks 3)" {
 		t.Fatalf("error = %v", err)
 	}
 	var ve *VersionError
@@ -400,7 +405,7 @@ func TestUnsupportedVersion(t *testing.T) {
 	if _, err := dec.Next(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := dec.Next(); err == nil || err.Error() != "record: unsupported frame version 0 (this build speaks 2)" {
+	if _, err := dec.Next(); err == nil || err.Error() != "record: unsupported frame version 0 (this build speaks 3)" {
 		t.Fatalf("second frame: error = %v", err)
 	}
 }
@@ -513,7 +518,7 @@ func TestMalformedPayloads(t *testing.T) {
 		reason string
 	}{
 		{"trailing byte", frameOf(KindRecord, append(append([]byte{}, good[hdr:]...), 0)), "1 trailing bytes after a record"},
-		{"unknown flag", func() []byte { f := append([]byte{}, good...); f[hdr+3] |= 0x40; return f }(), "unknown flag bits 0x40"},
+		{"unknown flag", func() []byte { f := append([]byte{}, good...); f[hdr+3] |= 0x80; return f }(), "unknown flag bits 0x80"},
 		{"outcome out of range", func() []byte { f := append([]byte{}, good...); f[hdr+4] = byte(prober.NumOutcomes); return f }(), "outcome 13 out of range"},
 		{"empty record", frameOf(KindRecord, nil), "bad uvarint at payload byte 0"},
 		{"probe overflows", frameOf(KindRecord, appendUvarint(nil, math.MaxUint32+1)), "probe 4294967296 overflows uint32"},
