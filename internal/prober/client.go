@@ -67,16 +67,21 @@ type Client struct {
 func (c *Client) TimestampSource() (netstamp.Source, bool) { return c.stamps.LastSource() }
 
 // onConn logs a connection's timestamp source the first time, and when it
-// differs from the one logged last.
+// differs from the one logged last: a fallback to user-space stamps at info
+// (the figures then include the client's own delays), kernel stamps, the
+// expected case, at debug.
 func (c *Client) onConn(src netstamp.Source, why error) {
 	if c.loggedSource.Swap(uint32(src)+1) == uint32(src)+1 {
 		return
 	}
-	if why != nil {
+	switch {
+	case src == netstamp.SourceKernel:
+		c.logger.Debug("timestamps from the kernel", "target", c.target, "mode", c.stamps.Mode)
+	case why != nil:
 		c.logger.Info("timestamps from user space", "target", c.target, "mode", c.stamps.Mode, "reason", why.Error())
-		return
+	default: // timestamps: user, as configured
+		c.logger.Debug("timestamps from user space", "target", c.target, "mode", c.stamps.Mode)
 	}
-	c.logger.Info("timestamps from the kernel", "target", c.target, "mode", c.stamps.Mode)
 }
 
 // NewClient builds a client for t. The HTTP client comes from t's
