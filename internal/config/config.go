@@ -92,6 +92,11 @@ type Target struct {
 	// the SLO should see; for a SaaS API a rate limit is to be respected.
 	HonorRetryAfter bool           `yaml:"honor_retry_after,omitempty"`
 	MaxRetryAfter   model.Duration `yaml:"max_retry_after,omitempty"`
+	// Timestamps is where event times come from: "kernel" (the kernel's
+	// receive time of the bytes, SO_TIMESTAMPNS), "user" (when the reading
+	// goroutine got them), or "auto" (the default: kernel where the
+	// connection allows, else user, per connection).
+	Timestamps string `yaml:"timestamps,omitempty"`
 }
 
 // Traceparent says whether requests carry a W3C traceparent, and whether it

@@ -15,6 +15,8 @@ import (
 
 	"github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
+
+	"github.com/llmprobe/llmprobe/internal/netstamp"
 )
 
 // MaxNameLength bounds target, scenario and SLO names: they become label
@@ -171,6 +173,9 @@ func validateTarget(p *problems, path string, t *Target) {
 	}
 	if t.ContinuousUsageStats && t.API != APIOpenAIChat && t.API != APIOpenAICompletions {
 		p.add(path+".continuous_usage_stats", "is vLLM's option of the OpenAI chat and completions APIs, not of %s", t.API)
+	}
+	if _, err := netstamp.ParseMode(t.Timestamps); err != nil {
+		p.add(path+".timestamps", "must be auto, kernel or user, not %q", t.Timestamps)
 	}
 	if t.Model == "" {
 		p.add(path+".model", "must not be empty")

@@ -54,6 +54,8 @@ type Metrics struct {
 	inputTokensHist, outputTokensHist *ladderHistograms
 	ttfb, scheduleDelay               *prometheus.HistogramVec
 	ttftBias, emitLag                 *prometheus.HistogramVec
+	readLag                           *prometheus.HistogramVec
+	coalesced, clockSteps             *prometheus.CounterVec
 	books                             *books
 	inputTokens, outputTokens         *prometheus.CounterVec
 	usageMismatch, saturatedObs       *prometheus.CounterVec
@@ -86,6 +88,12 @@ func New(reg prometheus.Registerer) *Metrics {
 			"Measured TTFT minus the endpoint's own stamped TTFT, where the endpoint stamps it (the reference endpoint does): the measurement's bias.", biasBuckets, probeLabelNames),
 		emitLag: histogram("ground_truth_emit_lag_seconds",
 			"Receive wall time minus the endpoint's stamped emit time, per text-bearing event, where the endpoint stamps events.", biasBuckets, probeLabelNames),
+		readLag: histogram("client_read_lag_seconds",
+			"Per text-bearing event with a kernel receive stamp, the time its read returned in user space minus the kernel's receive time: the delay the client itself would have added to the figures.", delayBuckets, probeLabelNames),
+		coalesced: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "coalesced_events_total",
+			Help: "Text-bearing events that one read delivered together with another; each such read counts as one chunk of their tokens."}, probeLabelNames),
+		clockSteps: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "timestamp_clock_steps_total",
+			Help: "Reads whose kernel receive stamp was not used because the wall clock stepped during their request (their user-space stamp was)."}, probeLabelNames),
 		inputTokens: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "input_tokens_total",
 			Help: "Input tokens of completed requests, from the server's usage."}, probeLabelNames),
 		outputTokens: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "output_tokens_total",
@@ -121,7 +129,7 @@ func New(reg prometheus.Registerer) *Metrics {
 func (m *Metrics) all() []prometheus.Collector {
 	return []prometheus.Collector{
 		m.ttft, m.itl, m.tpot, m.ntpot, m.e2e, m.ttfb, m.intendedTTFT, m.intendedE2E, m.scheduleDelay,
-		m.inputTokensHist, m.outputTokensHist, m.ttftBias, m.emitLag,
+		m.inputTokensHist, m.outputTokensHist, m.ttftBias, m.emitLag, m.readLag, m.coalesced, m.clockSteps,
 		m.books, m.inputTokens, m.outputTokens, m.usageMismatch, m.saturatedObs, m.sloRequests, m.sloGood,
 		m.retries, m.rate, m.concurrency, m.cap, m.shed, m.sloObjective,
 	}
@@ -148,6 +156,8 @@ type Probe struct {
 	scheduleDelay                     prometheus.Observer
 	inputTokensHist, outputTokensHist prometheus.Observer
 	ttftBias, emitLag                 prometheus.Observer
+	readLag                           prometheus.Observer
+	coalesced, clockSteps             prometheus.Counter
 	books                             *books
 	ledger                            *ledger
 	inputTokens, outputTokens         prometheus.Counter
@@ -175,6 +185,7 @@ func (m *Metrics) ForProbe(target string, sc *config.Scenario) *Probe {
 		scheduleDelay:   m.scheduleDelay.WithLabelValues(l...),
 		inputTokensHist: m.inputTokensHist.with(b.tokens, target, sc.Name), outputTokensHist: m.outputTokensHist.with(b.tokens, target, sc.Name),
 		ttftBias: m.ttftBias.WithLabelValues(l...), emitLag: m.emitLag.WithLabelValues(l...),
+		readLag: m.readLag.WithLabelValues(l...), coalesced: m.coalesced.WithLabelValues(l...), clockSteps: m.clockSteps.WithLabelValues(l...),
 		inputTokens: m.inputTokens.WithLabelValues(l...), outputTokens: m.outputTokens.WithLabelValues(l...),
 		usageMismatch: m.usageMismatch.WithLabelValues(l...), saturatedObs: m.saturatedObs.WithLabelValues(l...),
 		books: m.books, ledger: m.books.ledger(target, sc.Name),
@@ -231,8 +242,19 @@ func (p *Probe) Observe(r *record.Record) {
 	if r.Retry != prober.RetryNone && r.Retry < prober.NumRetryReasons {
 		p.retries[r.Retry].Inc()
 	}
+	if r.Coalesced > 0 {
+		p.coalesced.Add(float64(r.Coalesced))
+	}
+	if r.ClockSteps > 0 {
+		p.clockSteps.Add(float64(r.ClockSteps))
+	}
 	if r.Warmup {
 		return
+	}
+	// The client's own delay, whatever the outcome: a failed stream was
+	// read too.
+	for _, lag := range r.ReadLags {
+		p.readLag.Observe(lag.Seconds())
 	}
 	if r.Saturated {
 		p.saturatedObs.Inc()

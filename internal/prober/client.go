@@ -8,10 +8,12 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync/atomic"
 
 	promconfig "github.com/prometheus/common/config"
 
 	"github.com/llmprobe/llmprobe/internal/config"
+	"github.com/llmprobe/llmprobe/internal/netstamp"
 )
 
 // Request is one request to send. The prompt is JSON-escaped into the body.
@@ -54,6 +56,34 @@ type Client struct {
 	// details (a server may echo what it was sent).
 	secrets []string
 	logger  *slog.Logger
+	// stamps dials both clients' connections: kernel receive stamps where
+	// the target's timestamps mode and the socket allow.
+	stamps *netstamp.Dialer
+	// loggedSource is the timestamp source last logged (Source+1), so that
+	// the log says it at the first connection and again only if it changes.
+	loggedSource atomic.Uint32
+}
+
+// TimestampSource is the source of the latest connection dialed (ok false
+// before the first), for llmprobe_timestamp_source.
+func (c *Client) TimestampSource() (netstamp.Source, bool) { return c.stamps.LastSource() }
+
+// onConn logs a connection's timestamp source the first time, and when it
+// differs from the one logged last: a fallback to user-space stamps at info
+// (the figures then include the client's own delays), kernel stamps, the
+// expected case, at debug.
+func (c *Client) onConn(src netstamp.Source, why error) {
+	if c.loggedSource.Swap(uint32(src)+1) == uint32(src)+1 {
+		return
+	}
+	switch {
+	case src == netstamp.SourceKernel:
+		c.logger.Debug("timestamps from the kernel", "target", c.target, "mode", c.stamps.Mode)
+	case why != nil:
+		c.logger.Info("timestamps from user space", "target", c.target, "mode", c.stamps.Mode, "reason", why.Error())
+	default: // timestamps: user, as configured
+		c.logger.Debug("timestamps from user space", "target", c.target, "mode", c.stamps.Mode)
+	}
 }
 
 // NewClient builds a client for t. The HTTP client comes from t's
@@ -88,12 +118,18 @@ func NewClient(t *config.Target, logger *slog.Logger) (*Client, error) {
 	if m, ok := api.(credentialMover); ok {
 		m.moveCredentials(&hcc)
 	}
-	hc, err := promconfig.NewClientFromConfig(hcc, "llmprobe")
+	mode, err := netstamp.ParseMode(t.Timestamps)
+	if err != nil {
+		return nil, fmt.Errorf("target %q: %w", t.Name, err)
+	}
+	c.stamps = &netstamp.Dialer{Mode: mode, OnConn: c.onConn}
+	dial := promconfig.WithDialContextFunc(c.stamps.DialContext)
+	hc, err := promconfig.NewClientFromConfig(hcc, "llmprobe", dial)
 	if err != nil {
 		return nil, fmt.Errorf("target %q: http client: %w", t.Name, err)
 	}
 	c.http = hc
-	if c.fresh, err = promconfig.NewClientFromConfig(hcc, "llmprobe", promconfig.WithKeepAlivesDisabled()); err != nil {
+	if c.fresh, err = promconfig.NewClientFromConfig(hcc, "llmprobe", dial, promconfig.WithKeepAlivesDisabled()); err != nil {
 		return nil, fmt.Errorf("target %q: http client: %w", t.Name, err)
 	}
 	if hcc.FollowRedirects {

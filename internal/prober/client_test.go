@@ -44,21 +44,32 @@ type step struct {
 
 func streamHandler(steps ...step) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "text/event-stream")
-		w.WriteHeader(http.StatusOK)
-		w.(http.Flusher).Flush()
-		for _, s := range steps {
-			if s.delay > 0 {
-				select {
-				case <-time.After(s.delay):
-				case <-r.Context().Done():
-					return
-				}
+		serveSteps(w, r, func() { w.(http.Flusher).Flush() }, steps)
+	}
+}
+
+// handler is streamHandler in lock step with the client's reads.
+func (ls *lockstep) handler(steps ...step) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		serveSteps(w, r, func() { ls.flush(w, r) }, steps)
+	}
+}
+
+func serveSteps(w http.ResponseWriter, r *http.Request, flush func(), steps []step) {
+	_, _ = io.Copy(io.Discard, r.Body)
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.WriteHeader(http.StatusOK)
+	flush()
+	for _, s := range steps {
+		if s.delay > 0 {
+			select {
+			case <-time.After(s.delay):
+			case <-r.Context().Done():
+				return
 			}
-			fmt.Fprintf(w, "data: %s\n\n", s.data)
-			w.(http.Flusher).Flush()
 		}
+		fmt.Fprintf(w, "data: %s\n\n", s.data)
+		flush()
 	}
 }
 
@@ -191,10 +202,11 @@ func TestClientReasoningEndsTTFT(t *testing.T) {
 func TestClientCompletions(t *testing.T) {
 	var body map[string]any
 	var path string
+	ls := newLockstep()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		path = r.URL.Path
 		_ = json.NewDecoder(r.Body).Decode(&body)
-		streamHandler(
+		ls.handler(
 			step{0, `{"object":"text_completion","choices":[{"index":0,"text":"tok ","finish_reason":null}]}`},
 			step{0, `{"object":"text_completion","choices":[{"index":0,"text":"tok ","finish_reason":"length"}]}`},
 			step{0, usage(2, 2)},
@@ -203,7 +215,8 @@ func TestClientCompletions(t *testing.T) {
 	}))
 	defer srv.Close()
 	// A base URL already ending in /v1 is not doubled.
-	res := do(t, newTestClient(t, srv.URL+"/v1", config.APIOpenAICompletions, nil), Request{Prompt: "a b", MaxTokens: 2, Stream: true}, 5*time.Second)
+	c := lockstepClient(t, ls, srv.URL+"/v1", config.APIOpenAICompletions, nil)
+	res := do(t, c, Request{Prompt: "a b", MaxTokens: 2, Stream: true}, 5*time.Second)
 	if path != "/v1/completions" || body["prompt"] != "a b" || body["max_tokens"] != 2.0 || body["messages"] != nil {
 		t.Errorf("path %q body %v", path, body)
 	}
@@ -252,9 +265,11 @@ func TestClientTokenAccounting(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := httptest.NewServer(streamHandler(tc.steps...))
+			ls := newLockstep()
+			srv := httptest.NewServer(ls.handler(tc.steps...))
 			defer srv.Close()
-			res := do(t, newTestClient(t, srv.URL, "", nil), Request{Prompt: "p", Stream: true}, 5*time.Second)
+			c := lockstepClient(t, ls, srv.URL, "", nil)
+			res := do(t, c, Request{Prompt: "p", Stream: true}, 5*time.Second)
 			if res.Outcome != OutcomeSuccess {
 				t.Fatalf("outcome %v", res.Outcome)
 			}
@@ -354,15 +369,20 @@ func TestClientOutcomes(t *testing.T) {
 			defer srv.Close()
 			c := newTestClient(t, srv.URL, "", func(tg *config.Target) { tg.HTTPClientConfig.FollowRedirects = false })
 			start := time.Now()
-			res := do(t, c, Request{Prompt: "p", Stream: tc.stream}, tc.timeout)
+			ctx, cancel := context.WithTimeout(context.Background(), tc.timeout)
+			res := &Result{}
+			sent := c.Do(ctx, Request{Prompt: "p", Stream: tc.stream}, res)
+			cancel()
 			if res.Outcome != tc.want || res.Status != tc.status {
 				t.Fatalf("outcome %v status %d, want %v %d", res.Outcome, res.Status, tc.want, tc.status)
 			}
 			if res.E2E <= 0 || res.E2E > time.Since(start) {
 				t.Errorf("E2E %v", res.E2E)
 			}
-			if tc.want == OutcomeTimeout && res.E2E < tc.timeout {
-				t.Errorf("timeout E2E %v before the deadline %v", res.E2E, tc.timeout)
+			// E2E counts from the send at the socket, after the dial; the
+			// deadline runs from before Do.
+			if tc.want == OutcomeTimeout && res.E2E+sent.Sub(start) < tc.timeout {
+				t.Errorf("timeout E2E %v + send %v after the start, before the deadline %v", res.E2E, sent.Sub(start), tc.timeout)
 			}
 			if (res.Status == 0) != (res.TTFB == -1) {
 				t.Errorf("TTFB %v with status %d", res.TTFB, res.Status)
@@ -572,9 +592,10 @@ func TestClientReusesConnections(t *testing.T) {
 }
 
 func TestClientConcurrent(t *testing.T) {
-	srv := httptest.NewServer(streamHandler(step{0, roleChunk}, step{0, content("a")}, step{time.Millisecond, content("b")}, step{0, usage(1, 2)}, step{0, "[DONE]"}))
+	ls := newLockstep()
+	srv := httptest.NewServer(ls.handler(step{0, roleChunk}, step{0, content("a")}, step{time.Millisecond, content("b")}, step{0, usage(1, 2)}, step{0, "[DONE]"}))
 	defer srv.Close()
-	c := newTestClient(t, srv.URL, "", func(tg *config.Target) { tg.Headers = map[string]string{"X-A": "b"} })
+	c := lockstepClient(t, ls, srv.URL, "", func(tg *config.Target) { tg.Headers = map[string]string{"X-A": "b"} })
 	var wg sync.WaitGroup
 	var failed atomic.Int32
 	for g := range 8 {

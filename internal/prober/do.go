@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/llmprobe/llmprobe/internal/netstamp"
 )
 
 // doState is per-request scratch, pooled so that a request in steady state
@@ -23,6 +25,19 @@ type doState struct {
 	sent      time.Time
 	firstByte atomic.Int64 // ns after sent; 0 until the first response byte
 	reused    atomic.Bool  // the attempt went out on a kept-alive connection
+	// dialer finds the attempt's stamped connection (conn) in GotConn.
+	dialer *netstamp.Dialer
+	conn   atomic.Pointer[netstamp.Conn]
+	// connected is ns after sent when a fresh connection was ready; 0 on a
+	// reused one.
+	connected atomic.Int64
+	// The connection's stamp of the read that brought the first response
+	// byte (fbMono 0: none), published before firstByte.
+	fbKernel, fbWall, fbMono atomic.Int64
+	// stampConn is conn once the response is known to be HTTP/1 (one
+	// request on the connection at a time), for the SSE reader.
+	stampConn *netstamp.Conn
+	guard     netstamp.StepGuard
 	trace     httptrace.ClientTrace
 	sse       *SSEReader
 	chunk     Chunk
@@ -30,15 +45,72 @@ type doState struct {
 }
 
 func (st *doState) gotFirstResponseByte() {
+	if c := st.conn.Load(); c != nil {
+		// The hook runs right after the read loop's peek returned: the
+		// connection's last read is the one that brought the first byte.
+		rs := c.LastReadStamp()
+		st.fbKernel.Store(rs.Kernel)
+		st.fbWall.Store(rs.UserWall)
+		st.fbMono.Store(rs.UserMono)
+	}
 	st.firstByte.Store(int64(max(time.Since(st.sent), 1)))
 }
 
-func (st *doState) gotConn(info httptrace.GotConnInfo) { st.reused.Store(info.Reused) }
+func (st *doState) gotConn(info httptrace.GotConnInfo) {
+	st.reused.Store(info.Reused)
+	if !info.Reused {
+		st.connected.Store(int64(max(time.Since(st.sent), 1)))
+	}
+	if st.dialer != nil {
+		st.conn.Store(st.dialer.Lookup(info.Conn))
+	}
+}
+
+// firstByteStamp is the connection's stamp of the first response byte's read
+// (invalid when there is none).
+func (st *doState) firstByteStamp() netstamp.Stamp {
+	if st.firstByte.Load() == 0 {
+		return netstamp.Stamp{}
+	}
+	m := st.fbMono.Load()
+	if m == 0 {
+		return netstamp.Stamp{}
+	}
+	return netstamp.Stamp{Kernel: st.fbKernel.Load(), UserWall: st.fbWall.Load(), UserMono: m, Seq: 1}
+}
+
+// socketSend is the attempt's send instant at the socket (right before the
+// write syscall of its last byte), or from (the user-space instant before
+// the attempt) when the connection is not stamped or wrote nothing since.
+func (st *doState) socketSend(from time.Time) (time.Time, netstamp.Stamp, bool) {
+	ref := netstamp.At(from)
+	if c := st.conn.Load(); c != nil {
+		if w := c.LastWrite(); w.Valid() && w.UserMono >= ref.UserMono {
+			return w.User(), w, true
+		}
+	}
+	return from, ref, false
+}
+
+// sendSpan is how long before the write of its last byte the attempt's
+// first write syscall (its headers) went out; 0 when not stamped.
+func (st *doState) sendSpan(from time.Time, send netstamp.Stamp) time.Duration {
+	if c := st.conn.Load(); c != nil {
+		if f := c.FirstWrite(); f.Valid() && f.UserMono >= netstamp.At(from).UserMono && f.UserMono <= send.UserMono {
+			return time.Duration(send.UserMono - f.UserMono)
+		}
+	}
+	return 0
+}
 
 func getState() *doState {
 	st := statePool.Get().(*doState)
 	st.firstByte.Store(0)
 	st.reused.Store(false)
+	st.conn.Store(nil)
+	st.connected.Store(0)
+	st.fbMono.Store(0)
+	st.stampConn = nil
 	return st
 }
 
@@ -50,9 +122,10 @@ var statePool = sync.Pool{New: func() any {
 }}
 
 // Do sends req and measures it into res (reset first). It returns the send
-// instant: the moment just before the request was first handed to the HTTP
-// client (the load engine's schedule delay is this minus the intended send
-// time). Every duration in res counts from that instant, or from the retry's
+// instant: right before the write syscall of the request's last byte on a
+// stamped connection, else the moment just before the request was first
+// handed to the HTTP client (the load engine's schedule delay is this minus
+// the intended send time). Every duration in res counts from that instant, or from the retry's
 // when the first attempt failed on a reused connection before any response
 // byte: such a request is sent once more on a fresh connection (res.Retry
 // says why, res.Resent when), and a failure on a fresh connection never is.
@@ -83,16 +156,26 @@ func (c *Client) Do(ctx context.Context, req Request, res *Result) (sent time.Ti
 	// Timing starts here: everything above is client work, not latency.
 	sent = time.Now()
 	resp, headersAt, err := c.attempt(ctx, c.http, rb, header, st, sent)
-	from := sent
+	// The send instant is taken at the socket where the connection is
+	// stamped: dialing, TLS and the transport's own goroutine hand-offs
+	// then stay out of the request's latency (Connect says how long a fresh
+	// connection took).
+	from, ref, _ := st.socketSend(sent)
+	sent = from
 	if err != nil && retryable(ctx, st) {
 		// The abandoned state is not pooled: the failed attempt's read
 		// loop may still call its trace hooks.
 		res.Retry = retryReason(err)
 		st = getState()
 		from = time.Now()
-		res.Resent = from.Sub(sent)
 		resp, headersAt, err = c.attempt(ctx, c.fresh, rb, header, st, from)
+		from, ref, _ = st.socketSend(from)
+		res.Resent = from.Sub(sent)
 	}
+	if fresh := st.connected.Load(); fresh > 0 {
+		res.Connect = time.Duration(fresh)
+	}
+	res.SendSpan = st.sendSpan(st.sent, ref)
 	if err != nil {
 		res.Outcome = classify(ctx, err, false)
 		res.E2E = headersAt.Sub(from)
@@ -104,15 +187,27 @@ func (c *Client) Do(ctx context.Context, req Request, res *Result) (sent time.Ti
 	defer resp.Body.Close()
 
 	res.Status = resp.StatusCode
+	st.guard.Reset(ref)
+	if conn := st.conn.Load(); conn != nil && resp.ProtoMajor == 1 {
+		// HTTP/2 multiplexes requests on a connection: its last read or
+		// write is not this request's, so only HTTP/1 uses its stamps.
+		st.stampConn = conn
+		res.KernelStamps = conn.Source() == netstamp.SourceKernel
+	}
 	// The trace hook runs on the transport's read loop as the first byte
 	// arrives, before header parsing and before the hand-off to this
 	// goroutine, so it is the more faithful TTFB; Do's return is the
-	// fallback.
-	if fb := st.firstByte.Load(); fb > 0 {
-		res.TTFB = time.Duration(fb)
+	// fallback. On a stamped connection, the stamp of the read that brought
+	// that byte is more faithful still.
+	if fb := st.firstByteStamp(); st.stampConn != nil && fb.Valid() && fb.UserMono >= ref.UserMono {
+		at, _ := st.guard.Time(fb)
+		res.TTFB = at.Sub(from)
+	} else if fb := st.firstByte.Load(); fb > 0 {
+		res.TTFB = time.Duration(fb) - from.Sub(st.sent)
 	} else {
 		res.TTFB = headersAt.Sub(from)
 	}
+	defer func() { res.ClockSteps = int32(st.guard.Steps) }()
 
 	switch code := resp.StatusCode; {
 	case code >= 200 && code <= 299:
@@ -163,6 +258,7 @@ func (c *Client) Do(ctx context.Context, req Request, res *Result) (sent time.Ti
 // instant.
 func (c *Client) attempt(ctx context.Context, hc *http.Client, rb *reqBody, header http.Header, st *doState, from time.Time) (*http.Response, time.Time, error) {
 	rb.refs.Add(1) // the transport's
+	st.dialer = c.stamps
 	hreq := (&http.Request{
 		Method:        http.MethodPost,
 		URL:           c.url,

@@ -71,8 +71,10 @@ type Gap struct {
 }
 
 // Result is one request measured. Every duration is on the monotonic clock
-// and counted from the actual send (the moment the request is handed to the
-// HTTP transport). Undefined durations are -1.
+// and counted from the actual send: right before the write syscall of the
+// request's last byte where the connection is stamped (netstamp), else the
+// moment the request is handed to the HTTP transport. Undefined durations are
+// -1.
 type Result struct {
 	Outcome Outcome
 	Status  int // HTTP status, 0 when no response arrived
@@ -113,6 +115,32 @@ type Result struct {
 	// server's emit wall time. Reused across requests.
 	EmitLags []time.Duration
 
+	// KernelStamps: the response's times are the kernel's receive stamps
+	// (netstamp); false when they are user-space stamps (the target's
+	// timestamps: user, a connection that refused the option, HTTP/2, no
+	// response).
+	KernelStamps bool
+	// Connect is the connection set-up (dial, TLS) before the send, on a
+	// fresh connection; -1 on a reused one. The send instant follows it when
+	// stamped at the socket, so it is not in TTFB or TTFT.
+	Connect time.Duration
+	// SendSpan is how long the request's first write syscall (its headers,
+	// which net/http flushes before a body) preceded the one with its last
+	// byte, the send instant; 0 when not stamped at the socket. A server
+	// that starts its clock at the headers counts it in its own TTFT.
+	SendSpan time.Duration
+	// ReadLags: for each text-bearing event with a kernel stamp, the
+	// user-space time its read returned − the kernel's receive time: the
+	// delay the client itself would have added to it. Reused across
+	// requests.
+	ReadLags []time.Duration
+	// Coalesced counts text-bearing events that arrived in one read with
+	// another: such a read counts as one chunk of their tokens.
+	Coalesced int32
+	// ClockSteps counts reads whose kernel stamp was not used because the
+	// wall clock stepped since the send (their user-space stamp was).
+	ClockSteps int32
+
 	// RetryAfter is what a 429 or 503 asked for in its Retry-After header
 	// (seconds, or an HTTP date), 0 when it asked for nothing. It is used
 	// where the request was measured (the load engine's back-off) and does
@@ -129,6 +157,6 @@ type Result struct {
 
 // Reset clears r for reuse, keeping slice capacity.
 func (r *Result) Reset() {
-	gaps, lags := r.Gaps[:0], r.EmitLags[:0]
-	*r = Result{TTFB: -1, TTFT: -1, E2E: -1, ServerTTFT: -1, ServerQueue: -1, Gaps: gaps, EmitLags: lags}
+	gaps, lags, rlags := r.Gaps[:0], r.EmitLags[:0], r.ReadLags[:0]
+	*r = Result{TTFB: -1, TTFT: -1, E2E: -1, ServerTTFT: -1, ServerQueue: -1, Connect: -1, Gaps: gaps, EmitLags: lags, ReadLags: rlags}
 }

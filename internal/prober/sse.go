@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"time"
+
+	"github.com/llmprobe/llmprobe/internal/netstamp"
 )
 
 // DefaultMaxEventSize caps one SSE event (its data lines plus the line being
@@ -25,9 +27,23 @@ type Event struct {
 	// Data is the event's data, lines joined with "\n". It points into the
 	// reader's buffers and is valid only until the next call to Next.
 	Data []byte
-	// Time is when the Read that delivered the event's last byte (the blank
-	// line that dispatched it) returned.
+	// Time is when the bytes of the Read that delivered the event's last
+	// byte (the blank line that dispatched it) arrived: the kernel's receive
+	// time where the connection gives one, else when that Read returned. On
+	// the monotonic clock.
 	Time time.Time
+	// Wall is Time on the wall clock (Unix ns), for comparison with a
+	// server's own stamps.
+	Wall int64
+	// Lag is how much later than Time the Read returned (0 for a
+	// user-space stamp): the delay the client itself would have added.
+	Lag time.Duration
+	// Kernel says Time is a kernel receive stamp.
+	Kernel bool
+	// Read numbers the socket read (the Read, without a stamped
+	// connection) that delivered the event's last byte: events of one read
+	// share it.
+	Read uint64
 	// Done is set for the OpenAI end-of-stream sentinel "data: [DONE]".
 	Done bool
 }
@@ -58,9 +74,17 @@ type SSEReader struct {
 	skipLF    bool // last line ended with "\r" at the end of buf: skip a "\n" that follows
 	firstLine bool // BOM check pending
 	stamp     time.Time
+	wall      int64
+	lag       time.Duration
+	kernel    bool
+	read      uint64
 	err       error // sticky error from the underlying reader
-	max       int
-	now       func() time.Time // time.Now; replaceable in tests
+	// conn, when set, is the connection under r: each Read's stamp is the
+	// kernel's receive time of its last read, through guard.
+	conn  *netstamp.Conn
+	guard *netstamp.StepGuard
+	max   int
+	now   func() time.Time // time.Now; replaceable in tests
 }
 
 // NewSSEReader returns a reader over r with the given event size cap
@@ -81,8 +105,32 @@ func (s *SSEReader) Reset(r io.Reader) {
 	s.dataStart, s.dataEnd, s.multi = -1, -1, false
 	s.scratch = s.scratch[:0]
 	s.skipLF, s.firstLine = false, true
-	s.stamp = time.Time{}
+	s.stamp, s.wall, s.lag, s.kernel, s.read = time.Time{}, 0, 0, false, 0
+	s.conn, s.guard = nil, nil
 	s.err = nil
+}
+
+// StampFrom makes the reader take its stamps from conn's reads (through
+// guard, which rejects kernel stamps across a wall-clock step) until the next
+// Reset: conn must be the connection the stream is read from, one request at
+// a time (HTTP/1).
+func (s *SSEReader) StampFrom(conn *netstamp.Conn, guard *netstamp.StepGuard) {
+	s.conn, s.guard = conn, guard
+}
+
+// stampRead stamps a Read that returned bytes.
+func (s *SSEReader) stampRead() {
+	u := s.now()
+	s.stamp, s.wall, s.lag, s.kernel = u, u.UnixNano(), 0, false
+	if s.conn == nil {
+		s.read++
+		return
+	}
+	ks := s.conn.LastReadStamp()
+	s.read = ks.Seq
+	if t, src := s.guard.Time(ks); src == netstamp.SourceKernel {
+		s.stamp, s.wall, s.lag, s.kernel = t, ks.Kernel, max(u.Sub(t), 0), true
+	}
 }
 
 // LastRead is the stamp of the most recent Read that returned bytes (zero
@@ -219,7 +267,7 @@ func (s *SSEReader) dispatch() (Event, bool) {
 		return Event{}, false // no data: nothing to dispatch (spec)
 	}
 	s.dataStart, s.dataEnd, s.multi = -1, -1, false
-	return Event{Data: data, Time: s.stamp, Done: bytes.Equal(data, doneData)}, true
+	return Event{Data: data, Time: s.stamp, Wall: s.wall, Lag: s.lag, Kernel: s.kernel, Read: s.read, Done: bytes.Equal(data, doneData)}, true
 }
 
 // fill makes room and reads once. Bytes that must survive (the current
@@ -256,7 +304,7 @@ func (s *SSEReader) fill() error {
 	for range maxEmptyReads {
 		n, err := s.r.Read(s.buf[s.end:])
 		if n > 0 {
-			s.stamp = s.now()
+			s.stampRead()
 			s.end += n
 		}
 		if err != nil {

@@ -13,11 +13,17 @@ func (c *Client) readStream(ctx context.Context, body io.Reader, sent time.Time,
 	sse, ch := st.sse, &st.chunk
 	sse.Reset(body)
 	defer sse.Reset(nil) // do not keep the body reachable from the pool
+	if st.stampConn != nil {
+		sse.StampFrom(st.stampConn, &st.guard)
+	}
 
 	var (
 		textChunks     int64
 		counted        int64
 		last           time.Time // stamp of the previous text-bearing event
+		lastRead       uint64    // the read that delivered it
+		groupGap       bool      // its chunk (events of one read) has a gap in res.Gaps
+		groupSize      int32     // text-bearing events in that chunk
 		continuous     bool      // per-chunk usage from the first text chunk on
 		prevCompletion int64
 		completion     int64
@@ -87,17 +93,36 @@ func (c *Client) readStream(ctx context.Context, body io.Reader, sent time.Time,
 					tokens = d
 				}
 			}
-			if textChunks > 0 {
+			switch {
+			case textChunks > 0 && ev.Read == lastRead:
+				// One read delivered several text events: they arrived
+				// together, so they are one chunk of their tokens, not
+				// gaps of zero.
+				if groupGap {
+					res.Gaps[len(res.Gaps)-1].Tokens += int32(tokens)
+				}
+				if groupSize++; groupSize == 2 {
+					res.Coalesced += 2
+				} else {
+					res.Coalesced++
+				}
+			case textChunks > 0:
 				res.Gaps = append(res.Gaps, Gap{Gap: ev.Time.Sub(last), Tokens: int32(tokens)})
+				groupGap, groupSize = true, 1
+			default:
+				groupGap, groupSize = false, 1
 			}
-			last = ev.Time
+			last, lastRead = ev.Time, ev.Read
 			textChunks++
 			counted += tokens
+			if ev.Kernel {
+				res.ReadLags = append(res.ReadLags, ev.Lag)
+			}
 			if ch.HasEmit {
 				res.GroundTruth = true
 				// Wall clock on both sides: the one place wall time is
 				// right, since the server's clock is only known as wall.
-				res.EmitLags = append(res.EmitLags, time.Duration(ev.Time.UnixNano()-ch.EmitNs))
+				res.EmitLags = append(res.EmitLags, time.Duration(ev.Wall-ch.EmitNs))
 			}
 		}
 		if len(ch.FinishReason) > 0 {
@@ -130,7 +155,7 @@ func (c *Client) readStream(ctx context.Context, body io.Reader, sent time.Time,
 		if !continuous && textChunks > 0 && completion > textChunks && completion%textChunks == 0 {
 			k := int32(completion / textChunks)
 			for i := range res.Gaps {
-				res.Gaps[i].Tokens = k
+				res.Gaps[i].Tokens *= k // a coalesced chunk holds several events of k
 			}
 			res.CountedTokens = int32(completion)
 		}

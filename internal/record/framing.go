@@ -16,7 +16,8 @@
 //
 //	record:    uv Probe, zz Intended, zz ScheduleDelay,
 //	           byte flags (bit 0 Stream, 1 UsageReported, 2 UsageMismatch,
-//	           3 GroundTruth, 4 Warmup, 5 Saturated; other bits refused),
+//	           3 GroundTruth, 4 Warmup, 5 Saturated, 6 KernelStamps; other
+//	           bits refused),
 //	           byte Outcome (< prober.NumOutcomes), zz Status,
 //	           byte Retry (< prober.NumRetryReasons), zz Resent,
 //	           zz TTFB, zz TTFT, zz E2E,
@@ -24,6 +25,8 @@
 //	           zz ServerTTFT, zz ServerQueue,
 //	           uv len(Gaps), then per gap: zz Gap, zz Tokens,
 //	           uv len(EmitLags), then per lag: zz lag,
+//	           zz Connect, zz SendSpan, zz Coalesced, zz ClockSteps,
+//	           uv len(ReadLags), then per lag: zz lag,
 //	           16 bytes TraceID,
 //	           uv len(Detail) (at most MaxDetail), then its bytes
 //	sample:    the scalar fields of Sample in declaration order, zz for
@@ -147,7 +150,7 @@ func (e *VersionError) Error() string {
 // well-behaved encoder of this version cannot produce.
 var ErrMalformed = errors.New("record: malformed frame")
 
-const flagsKnown = flagStream | flagUsageReported | flagUsageMismatch | flagGroundTruth | flagWarmup | flagSaturated
+const flagsKnown = flagStream | flagUsageReported | flagUsageMismatch | flagGroundTruth | flagWarmup | flagSaturated | flagKernelStamps
 
 const (
 	flagStream byte = 1 << iota
@@ -156,6 +159,7 @@ const (
 	flagGroundTruth
 	flagWarmup
 	flagSaturated
+	flagKernelStamps
 )
 
 // Encoder writes frames to w. Each frame is built in a buffer reused across
@@ -257,6 +261,9 @@ func appendRecord(b []byte, r *Record) []byte {
 	if r.Saturated {
 		flags |= flagSaturated
 	}
+	if r.KernelStamps {
+		flags |= flagKernelStamps
+	}
 	b = binary.AppendUvarint(b, uint64(r.Probe))
 	b = binary.AppendVarint(b, r.Intended)
 	b = binary.AppendVarint(b, int64(r.ScheduleDelay))
@@ -279,6 +286,14 @@ func appendRecord(b []byte, r *Record) []byte {
 	}
 	b = binary.AppendUvarint(b, uint64(len(r.EmitLags)))
 	for _, l := range r.EmitLags {
+		b = binary.AppendVarint(b, int64(l))
+	}
+	b = binary.AppendVarint(b, int64(r.Connect))
+	b = binary.AppendVarint(b, int64(r.SendSpan))
+	b = binary.AppendVarint(b, int64(r.Coalesced))
+	b = binary.AppendVarint(b, int64(r.ClockSteps))
+	b = binary.AppendUvarint(b, uint64(len(r.ReadLags)))
+	for _, l := range r.ReadLags {
 		b = binary.AppendVarint(b, int64(l))
 	}
 	b = append(b, r.TraceID[:]...)
@@ -488,7 +503,7 @@ func (d *Decoder) want(k Kind) error {
 }
 
 // DecodeRecord decodes the current record frame into r. It reuses the
-// capacity of r.Gaps and r.EmitLags, so decoding into the same Record
+// capacity of r.Gaps, r.EmitLags and r.ReadLags, so decoding into the same Record
 // allocates nothing once they have grown. On error *r is unspecified.
 func (d *Decoder) DecodeRecord(r *Record) error {
 	if err := d.want(KindRecord); err != nil {
@@ -511,6 +526,7 @@ func (d *Decoder) DecodeRecord(r *Record) error {
 	r.GroundTruth = flags&flagGroundTruth != 0
 	r.Warmup = flags&flagWarmup != 0
 	r.Saturated = flags&flagSaturated != 0
+	r.KernelStamps = flags&flagKernelStamps != 0
 	r.Outcome = prober.Outcome(outcome)
 	r.Status = int(p.varint())
 	retry := p.u8()
@@ -539,6 +555,15 @@ func (d *Decoder) DecodeRecord(r *Record) error {
 	r.EmitLags = slices.Grow(r.EmitLags[:0], n)[:n]
 	for i := range r.EmitLags {
 		r.EmitLags[i] = time.Duration(p.varint())
+	}
+	r.Connect = time.Duration(p.varint())
+	r.SendSpan = time.Duration(p.varint())
+	r.Coalesced = p.int32("coalesced")
+	r.ClockSteps = p.int32("clock steps")
+	n = p.count("read lags", 1)
+	r.ReadLags = slices.Grow(r.ReadLags[:0], n)[:n]
+	for i := range r.ReadLags {
+		r.ReadLags[i] = time.Duration(p.varint())
 	}
 	p.bytes(r.TraceID[:])
 	r.Detail = p.detail()

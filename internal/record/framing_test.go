@@ -282,8 +282,10 @@ func TestWireFormatGolden(t *testing.T) {
 		TTFB: 5, TTFT: -1, E2E: 300,
 		InputTokens: 1, OutputTokens: 2, CountedTokens: 0,
 		ServerTTFT: -1, ServerQueue: -1,
-		Gaps:     []prober.Gap{{Gap: 64, Tokens: 2}},
-		EmitLags: []time.Duration{-3},
+		Gaps:         []prober.Gap{{Gap: 64, Tokens: 2}},
+		EmitLags:     []time.Duration{-3},
+		KernelStamps: true, Connect: -1, SendSpan: 4, Coalesced: 3,
+		ReadLags: []time.Duration{7},
 		Detail:   "slow",
 	}}
 	if err := enc.EncodeRecord(r); err != nil {
@@ -292,11 +294,11 @@ func TestWireFormatGolden(t *testing.T) {
 	want := []byte{
 		0xC0, 3, 3, 2, // heartbeat header: 2-byte payload
 		1, 3, // seq 1, unix ns -2 (zigzag 3)
-		0xC0, 3, 1, 45, // record header: 45-byte payload
+		0xC0, 3, 1, 51, // record header: 51-byte payload
 		2,          // probe
 		6,          // intended 3
 		1,          // schedule delay -1
-		0x11,       // flags: Stream | Warmup
+		0x51,       // flags: Stream | Warmup | KernelStamps
 		2,          // outcome http_429
 		0xDA, 0x06, // status 429 (zigzag 858)
 		0, 0, // retry none, resent 0
@@ -307,6 +309,9 @@ func TestWireFormatGolden(t *testing.T) {
 		1, 1, // server TTFT, server queue: -1
 		1, 0x80, 0x01, 4, // one gap: 64 ns (zigzag 128), 2 tokens
 		1, 5, // one emit lag: -3
+		1, 8, // connect -1, send span 4
+		6, 0, // coalesced 3, clock steps 0
+		1, 14, // one read lag: 7
 		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, // trace id: none
 		4, 's', 'l', 'o', 'w', // detail
 	}
@@ -383,7 +388,7 @@ func TestTruncatedAtEveryOffset(t *testing.T) {
 
 func TestUnsupportedVersion(t *testing.T) {
 	frame := encodeRecords(t, typicalRecord(2))
-	frame[1] = 2 // a worker built before records carried Detail and TraceID
+	frame[1] = 2 // a worker built before records carried the v3 fields
 	dec := NewDecoder(bytes.NewReader(frame))
 	_, err := dec.Next()
 	if err == nil || err.Error() != "record: unsupported frame version 2 (this build speaks 3)" {
@@ -517,7 +522,7 @@ func TestMalformedPayloads(t *testing.T) {
 		reason string
 	}{
 		{"trailing byte", frameOf(KindRecord, append(append([]byte{}, good[hdr:]...), 0)), "1 trailing bytes after a record"},
-		{"unknown flag", func() []byte { f := append([]byte{}, good...); f[hdr+3] |= 0x40; return f }(), "unknown flag bits 0x40"},
+		{"unknown flag", func() []byte { f := append([]byte{}, good...); f[hdr+3] |= 0x80; return f }(), "unknown flag bits 0x80"},
 		{"outcome out of range", func() []byte { f := append([]byte{}, good...); f[hdr+4] = byte(prober.NumOutcomes); return f }(), "outcome 13 out of range"},
 		{"empty record", frameOf(KindRecord, nil), "bad uvarint at payload byte 0"},
 		{"probe overflows", frameOf(KindRecord, appendUvarint(nil, math.MaxUint32+1)), "probe 4294967296 overflows uint32"},
@@ -838,9 +843,10 @@ func TestDetailBounded(t *testing.T) {
 	if err := dec.DecodeRecord(&got); err != nil || got.Detail != rec.Detail {
 		t.Fatalf("the prober's longest detail did not cross intact: %q, %v", got.Detail, err)
 	}
-	// A hand-made payload: an undefined record with no gaps or lags, no
-	// trace id, then a detail length one over the bound.
-	long := append(append(append(undefinedPrefix(), 0, 0), make([]byte, 16)...), appendUvarint(nil, uint64(MaxDetail+1))...)
+	// A hand-made payload: an undefined record with no gaps or lags, zero
+	// connect, send span, coalesced and clock steps, no read lags, no trace
+	// id, then a detail length one over the bound.
+	long := append(append(append(undefinedPrefix(), 0, 0, 0, 0, 0, 0, 0), make([]byte, 16)...), appendUvarint(nil, uint64(MaxDetail+1))...)
 	long = append(long, bytes.Repeat([]byte{'x'}, MaxDetail+1)...)
 	dec = NewDecoder(bytes.NewReader(frameOf(KindRecord, long)))
 	if _, err := dec.Next(); err != nil {

@@ -1,0 +1,13 @@
+//go:build linux && race
+
+package netstamp
+
+import "syscall"
+
+// raceAcquireIO tells the race detector what syscall.Read would: the
+// standard library annotates its read and write syscalls as synchronizing
+// (through a shared variable), so that memory written before a peer's write
+// counts as visible after the read that got its bytes. recvmsg through
+// unix.Syscall carries no such annotation; a zero-length read(2) on the
+// socket consumes nothing and does. Race builds only.
+func raceAcquireIO(fd uintptr) { syscall.Read(int(fd), nil) }
