@@ -96,6 +96,10 @@ func TestBenchReportAgreesWithMetrics(t *testing.T) {
 					t.Errorf("goodput %s: report %d of %d, metrics %v of %v", g.Objective, g.Good, g.Requests, good, tot)
 				}
 			}
+			// Plain HTTP on Linux: kernel stamps, so the read lag is measured.
+			if p.ClientReadLag == nil {
+				t.Fatalf("no client read lag in the report of a plain-HTTP target on Linux")
+			}
 			for _, c := range []struct {
 				metric string
 				q      report.Quantiles
@@ -103,6 +107,7 @@ func TestBenchReportAgreesWithMetrics(t *testing.T) {
 				{"llmprobe_time_to_first_token_seconds", p.TTFT}, {"llmprobe_inter_token_latency_seconds", p.ITL},
 				{"llmprobe_time_per_output_token_seconds", p.TPOT}, {"llmprobe_normalized_time_per_output_token_seconds", p.NTPOT},
 				{"llmprobe_request_duration_seconds", p.E2E}, {"llmprobe_schedule_delay_seconds", p.ScheduleDelay},
+				{"llmprobe_client_read_lag_seconds", *p.ClientReadLag},
 			} {
 				h := singleHistogram(t, mfs, c.metric)
 				if int(h.GetSampleCount()) != c.q.Count || c.q.Count == 0 {

@@ -29,10 +29,10 @@ type probeData struct {
 	outcomes [prober.NumOutcomes]uint64 // after warm-up
 	warmup   uint64                     // records of the warm-up, any outcome
 
-	ttft, itl, tpot, ntpot, e2e, ttfb, delay, bias []float64
-	outputTokens, inputTokens                      int64
-	slo                                            []sloCount
-	saturatedObs                                   uint64
+	ttft, itl, tpot, ntpot, e2e, ttfb, delay, bias, readLag []float64
+	outputTokens, inputTokens                               int64
+	slo                                                     []sloCount
+	saturatedObs                                            uint64
 
 	// The books, per worker: its latest cumulative counts for each of the
 	// probe's IDs (a reload that restarts a probe gives it a new ID).
@@ -113,6 +113,10 @@ func (c *Collector) Record(r *record.Record) {
 		return
 	}
 	p.outcomes[r.Outcome]++
+	// The client's own delay, whatever the outcome, as metrics counts it.
+	for _, l := range r.ReadLags {
+		p.readLag = append(p.readLag, l.Seconds())
+	}
 	if r.Saturated {
 		p.saturatedObs++
 	}

@@ -71,7 +71,11 @@ type Probe struct {
 	ScheduleDelay Quantiles `json:"schedule_delay"`
 	// GroundTruthTTFTBias is measured TTFT − the endpoint's stamped TTFT,
 	// where the endpoint stamps it (the reference endpoint does).
-	GroundTruthTTFTBias   *Quantiles `json:"ground_truth_ttft_bias,omitempty"`
+	GroundTruthTTFTBias *Quantiles `json:"ground_truth_ttft_bias,omitempty"`
+	// ClientReadLag is, per text event stamped by the kernel, when the
+	// reading goroutine got the bytes minus when they arrived: the delay a
+	// user-space client would have added. Absent without kernel stamps.
+	ClientReadLag         *Quantiles `json:"client_read_lag,omitempty"`
 	OutputTokensPerSecond float64    `json:"output_tokens_per_second"`
 	Goodput               []Goodput  `json:"goodput"`
 	// SaturatedRequests were measured while their worker was saturated.
@@ -154,6 +158,10 @@ func (c *Collector) Build(run Run) *Report {
 		if len(p.bias) > 0 {
 			b := Summarize(p.bias)
 			out.GroundTruthTTFTBias = &b
+		}
+		if len(p.readLag) > 0 {
+			l := Summarize(p.readLag)
+			out.ClientReadLag = &l
 		}
 		if secs > 0 {
 			out.AchievedRate = float64(ended) / secs

@@ -44,6 +44,12 @@ func WriteTable(w io.Writer, r *Report) error {
 				q    Quantiles
 			}{"TTFT bias (vs endpoint)", *p.GroundTruthTTFTBias})
 		}
+		if p.ClientReadLag != nil {
+			rows = append(rows, struct {
+				name string
+				q    Quantiles
+			}{"client read lag", *p.ClientReadLag})
+		}
 		for _, row := range rows {
 			if row.q.Count == 0 {
 				fmt.Fprintf(tw, "  %s\t-\t-\t-\t-\t0\t\n", row.name)
@@ -82,7 +88,7 @@ func CSVHeader() []string {
 		h = append(h, "requests_"+o.String())
 	}
 	h = append(h, "warmup_requests", "sent", "dropped", "backed_off")
-	for _, q := range []string{"ttft", "itl", "tpot", "ntpot", "e2e", "schedule_delay", "ground_truth_ttft_bias"} {
+	for _, q := range []string{"ttft", "itl", "tpot", "ntpot", "e2e", "schedule_delay", "ground_truth_ttft_bias", "client_read_lag"} {
 		h = append(h, q+"_p50_seconds", q+"_p90_seconds", q+"_p99_seconds", q+"_mean_seconds", q+"_count")
 	}
 	return append(h, "output_tokens_per_second", "goodput", "saturated_requests", "client_saturated")
@@ -98,11 +104,14 @@ func CSVRows(r *Report) [][]string {
 			row = append(row, strconv.FormatUint(p.Requests[o.String()], 10))
 		}
 		row = append(row, strconv.FormatUint(p.WarmupRequests, 10), strconv.FormatUint(p.Sent, 10), strconv.FormatUint(p.Dropped, 10), strconv.FormatUint(p.BackedOff, 10))
-		bias := Quantiles{}
+		bias, readLag := Quantiles{}, Quantiles{}
 		if p.GroundTruthTTFTBias != nil {
 			bias = *p.GroundTruthTTFTBias
 		}
-		for _, q := range []Quantiles{p.TTFT, p.ITL, p.TPOT, p.NTPOT, p.E2E, p.ScheduleDelay, bias} {
+		if p.ClientReadLag != nil {
+			readLag = *p.ClientReadLag
+		}
+		for _, q := range []Quantiles{p.TTFT, p.ITL, p.TPOT, p.NTPOT, p.E2E, p.ScheduleDelay, bias, readLag} {
 			row = append(row, num(q.P50), num(q.P90), num(q.P99), num(q.Mean), strconv.Itoa(q.Count))
 		}
 		var good []string
