@@ -12,10 +12,10 @@ import (
 
 // Config is the whole configuration file.
 type Config struct {
-	Global    GlobalConfig `yaml:"global,omitempty"`
-	Targets   []Target     `yaml:"targets"`
-	Scenarios []Scenario   `yaml:"scenarios"`
-	Matrices    []ProbeMatrix      `yaml:"probes"`
+	Global    GlobalConfig  `yaml:"global,omitempty"`
+	Targets   []Target      `yaml:"targets"`
+	Scenarios []Scenario    `yaml:"scenarios"`
+	Matrices  []ProbeMatrix `yaml:"probes"`
 
 	// source is the YAML this config was loaded from and baseDir the
 	// directory its relative paths resolve against: worker processes load
