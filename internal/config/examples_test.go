@@ -11,7 +11,7 @@ import (
 // The shipped examples load as they are (credentials files are read per
 // request, not at load, so the absent /etc/llmprobe/api-key is fine).
 func TestExamplesLoad(t *testing.T) {
-	files, err := filepath.Glob("../deploy/examples/*.yml")
+	files, err := filepath.Glob("../../deploy/examples/*.yml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +38,7 @@ func TestExamplesLoad(t *testing.T) {
 // stream fixtures (internal/prober/testdata/streams) that cover its server's format;
 // those must exist, so an example cannot point at a format nobody tests.
 func TestExamplesNameTheirFixtures(t *testing.T) {
-	files, err := filepath.Glob("../deploy/examples/*.yml")
+	files, err := filepath.Glob("../../deploy/examples/*.yml")
 	if err != nil {
 		t.Fatal(err)
 	}

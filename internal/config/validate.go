@@ -19,10 +19,10 @@ import (
 // values on every series llmprobe exports.
 const MaxNameLength = 64
 
-// maxTokens bounds every token length (and shared_prefix_tokens), so that a
-// typo cannot make workload generation build gigantic prompts; it is
-// workload.MaxTokens.
-const maxTokens = 1 << 20
+// MaxTokens bounds every token length (and shared_prefix_tokens), so that a
+// typo cannot make workload generation build gigantic prompts; workload caps
+// its draws with it too.
+const MaxTokens = 1 << 20
 
 // Upper bounds on the load of one scenario against one target, so that a
 // typo (rate: 1e300, concurrency: 100000000) cannot spin a core or exhaust
@@ -58,6 +58,11 @@ var managedBodyFields = map[string]bool{
 	"model": true, "messages": true, "prompt": true, "stream": true, "stream_options": true,
 	"max_tokens": true, "max_completion_tokens": true, "n": true,
 }
+
+// ManagedBodyField reports whether llmprobe sets a request body field
+// itself, so that a target's body may not: the one list, for validation and
+// for the request encoder.
+func ManagedBodyField(key string) bool { return managedBodyFields[key] }
 
 // problems collects validation errors, each led by the field path.
 type problems Errors
@@ -194,7 +199,7 @@ func validateTarget(p *problems, path string, t *Target) {
 			p.add(bp, "is managed by llmprobe and cannot be set here")
 			continue
 		}
-		v, err := jsonValue(bp, t.Body[key])
+		v, err := JSONValue(t.Body[key])
 		if err != nil {
 			p.add(bp, "%v", err)
 			continue
@@ -289,9 +294,11 @@ func validHeaderName(s string) bool {
 	return true
 }
 
-// jsonValue converts yaml's map[interface{}]interface{} (at any depth) into
-// map[string]interface{}.
-func jsonValue(path string, v interface{}) (interface{}, error) {
+// JSONValue converts yaml's map[interface{}]interface{} (at any depth, which
+// encoding/json rejects) into map[string]interface{}, in place where it can;
+// a key that is not a string is an error. A validated Target.Body holds its
+// result already.
+func JSONValue(v interface{}) (interface{}, error) {
 	switch v := v.(type) {
 	case map[interface{}]interface{}:
 		m := make(map[string]interface{}, len(v))
@@ -300,7 +307,7 @@ func jsonValue(path string, v interface{}) (interface{}, error) {
 			if !ok {
 				return nil, fmt.Errorf("map key %v is not a string", k)
 			}
-			conv, err := jsonValue(path+"."+ks, e)
+			conv, err := JSONValue(e)
 			if err != nil {
 				return nil, err
 			}
@@ -309,7 +316,7 @@ func jsonValue(path string, v interface{}) (interface{}, error) {
 		return m, nil
 	case map[string]interface{}:
 		for k, e := range v {
-			conv, err := jsonValue(path+"."+k, e)
+			conv, err := JSONValue(e)
 			if err != nil {
 				return nil, err
 			}
@@ -318,7 +325,7 @@ func jsonValue(path string, v interface{}) (interface{}, error) {
 		return v, nil
 	case []interface{}:
 		for i, e := range v {
-			conv, err := jsonValue(path, e)
+			conv, err := JSONValue(e)
 			if err != nil {
 				return nil, err
 			}
@@ -445,8 +452,8 @@ func validateWorkload(p *problems, path string, w *Workload, baseDir string) {
 	if (w.OutputTokens != Length{} || w.Dataset == nil) {
 		validateLength(p, path+".output_tokens", &w.OutputTokens)
 	}
-	if w.SharedPrefixTokens < 0 || w.SharedPrefixTokens > maxTokens {
-		p.add(path+".shared_prefix_tokens", "must be between 0 and %d, not %d", maxTokens, w.SharedPrefixTokens)
+	if w.SharedPrefixTokens < 0 || w.SharedPrefixTokens > MaxTokens {
+		p.add(path+".shared_prefix_tokens", "must be between 0 and %d, not %d", MaxTokens, w.SharedPrefixTokens)
 	} else if w.Dataset == nil {
 		// The prefix is part of the prompt: it cannot exceed the shortest
 		// prompt where that is known.
@@ -471,8 +478,8 @@ func validateLength(p *problems, path string, l *Length) {
 		}
 	}
 	inRange := func(field string, v int) {
-		if v < 1 || v > maxTokens {
-			p.add(path+"."+field, "must be between 1 and %d, not %d", maxTokens, v)
+		if v < 1 || v > MaxTokens {
+			p.add(path+"."+field, "must be between 1 and %d, not %d", MaxTokens, v)
 		}
 	}
 	switch l.Distribution {
@@ -492,11 +499,11 @@ func validateLength(p *problems, path string, l *Length) {
 		notUsed("mean", l.Mean != 0)
 		notUsed("stddev", l.Stddev != 0)
 	case DistNormal, DistLognormal:
-		if !(l.Mean >= 1 && l.Mean <= maxTokens) {
-			p.add(path+".mean", "must be between 1 and %d, not %g", maxTokens, l.Mean)
+		if !(l.Mean >= 1 && l.Mean <= MaxTokens) {
+			p.add(path+".mean", "must be between 1 and %d, not %g", MaxTokens, l.Mean)
 		}
-		if !(l.Stddev >= 0 && l.Stddev <= maxTokens) {
-			p.add(path+".stddev", "must be between 0 and %d, not %g", maxTokens, l.Stddev)
+		if !(l.Stddev >= 0 && l.Stddev <= MaxTokens) {
+			p.add(path+".stddev", "must be between 0 and %d, not %g", MaxTokens, l.Stddev)
 		}
 		// min and max are optional clamps here.
 		if l.Min != 0 {
