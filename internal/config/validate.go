@@ -102,8 +102,8 @@ func (c *Config) validate(baseDir string) error {
 	if len(c.Matrices) == 0 {
 		p.add("probes", "at least one probe is required")
 	}
-	type pair struct{ target, scenario string }
-	probed := map[pair]int{}
+	type probeKey struct{ target, scenario string }
+	probed := map[probeKey]int{}
 	for i, pr := range c.Matrices {
 		path := fmt.Sprintf("probes[%d]", i)
 		if len(pr.Targets) == 0 {
@@ -124,7 +124,7 @@ func (c *Config) validate(baseDir string) error {
 		}
 		for _, tn := range pr.Targets {
 			for _, sn := range pr.Scenarios {
-				k := pair{tn, sn}
+				k := probeKey{tn, sn}
 				if prev, dup := probed[k]; dup {
 					p.add(path, "target %q with scenario %q is already probed by probes[%d]", tn, sn, prev)
 					continue

@@ -7,11 +7,10 @@ import (
 )
 
 // Queue is the Sink that hands sends and records from request goroutines to
-// the one goroutine that writes them out (a worker's frame pipe, or the
-// daemon's metrics), in the order they happened. Sent and Put never block and
-// never drop: the queue grows instead, and a worker's unwritten backlog is
-// exported (llmprobe_worker_record_backlog_bytes) so a slow consumer is
-// visible rather than feeding back into timing.
+// the one goroutine that passes them on (the worker loop, to a worker's frame
+// pipe or to the daemon's metrics), in the order they happened. Sent and Put
+// never block and never drop: the queue grows instead, so that a slow
+// consumer never feeds back into timing.
 type Queue struct {
 	mu      sync.Mutex
 	pending []Item

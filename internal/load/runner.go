@@ -1,6 +1,7 @@
 // Package load turns a plan into requests: an arrival process per probe
 // decides intended send times, a request goes out at each (never queued
-// behind another), and one record per request goes to a sink.
+// behind another), and each send and each request's record go to a sink,
+// normally a Queue that the worker loop drains.
 package load
 
 import (
