@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine (run as root): installs what the
 # tests need (Debian's prometheus and promtool, for the end-to-end scrape test
-# and the rule tests; chromium, which renders the status page), checks formatting and vet, then tests every package.
+# and the rule tests; chromium, which renders the status page), checks
+# formatting, vet, staticcheck and deadcode, then tests every package.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -21,6 +22,28 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 (cd tools/ollama && go vet ./...)
+# Pinned linters, built from the module proxy into a cache once (a warm
+# machine does not rebuild them; a new pin or Go release does).
+bin=$HOME/.cache/llmprobe/bin
+tool() { # tool NAME MODULE VERSION PACKAGE
+	if ! go version -m "$bin/$1" 2>/dev/null | grep -qE "^[[:space:]]+mod[[:space:]]+$2[[:space:]]+$3[[:space:]]" ||
+		[ "$(go version "$bin/$1" | awk '{print $2}')" != "$(go env GOVERSION)" ]; then
+		GOBIN=$bin go install "$4@$3"
+	fi
+}
+tool staticcheck honnef.co/go/tools v0.8.2 honnef.co/go/tools/cmd/staticcheck
+tool deadcode golang.org/x/tools v0.52.0 golang.org/x/tools/cmd/deadcode
+"$bin/staticcheck" ./...
+(cd tools/ollama && "$bin/staticcheck" ./...)
+# deadcode reports and exits 0: any line is a failure. The simulator's
+# exported API is for importers (and left out); everything else must be
+# reachable from a main or a test.
+dead=$("$bin/deadcode" -test -filter '^github.com/llmprobe/llmprobe/(cmd|internal|bench)(/|$)' ./...
+	cd tools/ollama && "$bin/deadcode" -test ./...)
+if [ -n "$dead" ]; then
+	printf 'unreachable code:\n%s\n' "$dead" >&2
+	exit 1
+fi
 go build -o /dev/null ./cmd/llmprobe
 # Ollama, for the test against a real engine (cmd/llmprobe/ollama_test.go):
 # built once from its Go module into a cache (minutes cold, instant after;

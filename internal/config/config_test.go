@@ -331,10 +331,10 @@ probes:
 	}
 	want := []string{"b/y", "b/x", "a/y", "a/x", "a/z", "b/z"}
 	if !reflect.DeepEqual(got, want) {
-		t.Errorf("pairs = %v, want %v", got, want)
+		t.Errorf("probes = %v, want %v", got, want)
 	}
 	if p := c.Probes()[0]; p.Target != &c.Targets[1] || p.Scenario != &c.Scenarios[1] {
-		t.Error("pairs must point into the config")
+		t.Error("probes must point into the config")
 	}
 }
 
@@ -393,11 +393,11 @@ func TestDefaultConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pairs := c.Probes()
-	if len(pairs) != 1 {
-		t.Fatalf("pairs = %d, want 1", len(pairs))
+	probes := c.Probes()
+	if len(probes) != 1 {
+		t.Fatalf("probes = %d, want 1", len(probes))
 	}
-	tg, s := pairs[0].Target, pairs[0].Scenario
+	tg, s := probes[0].Target, probes[0].Scenario
 	if tg.Name != "reference" || tg.URL != "http://127.0.0.1:4321" || tg.API != APIOpenAIChat || tg.Model != "llmprobe-reference" {
 		t.Errorf("target = %+v", tg)
 	}

@@ -25,7 +25,7 @@ func TestExamplesLoad(t *testing.T) {
 				t.Fatal(err)
 			}
 			if len(c.Probes()) == 0 {
-				t.Error("no probed pairs")
+				t.Error("no probes")
 			}
 			if _, err := c.Redacted(); err != nil {
 				t.Errorf("Redacted: %v", err)

@@ -2,7 +2,6 @@ package config
 
 import (
 	"bytes"
-	"errors"
 	"log/slog"
 	"os"
 	"reflect"
@@ -14,8 +13,8 @@ import (
 	"github.com/prometheus/common/config"
 )
 
-// SafeConfig holds the running configuration; Reload swaps it only when the
-// new file loads and validates.
+// SafeConfig holds the running configuration; ReloadApply swaps it only
+// when the new one loads, validates and starts.
 type SafeConfig struct {
 	mu sync.RWMutex
 	c  *Config
@@ -58,26 +57,6 @@ func (sc *SafeConfig) set(c *Config) {
 func (sc *SafeConfig) succeeded() {
 	sc.reloadSuccess.Set(1)
 	sc.reloadSeconds.SetToCurrentTime()
-}
-
-// Reload loads the file at path. On success it becomes the running
-// configuration; on failure the running one stays, the success gauge drops to
-// 0 and the error is returned (and logged).
-func (sc *SafeConfig) Reload(path string, logger *slog.Logger) error {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	if path == "" {
-		return sc.ReloadFunc(func() (*Config, error) { return nil, errors.New("no config file to reload") }, logger)
-	}
-	return sc.ReloadFunc(func() (*Config, error) { return LoadFile(path) }, logger.With("file", path))
-}
-
-// ReloadFunc is Reload with any loader, e.g. one returning Default(url) for a
-// daemon started without a config file.
-func (sc *SafeConfig) ReloadFunc(load func() (*Config, error), logger *slog.Logger) error {
-	_, err := sc.ReloadApply(load, nil, logger)
-	return err
 }
 
 // ReloadApply loads a configuration and, unless it is the running one, hands

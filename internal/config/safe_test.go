@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -22,8 +23,12 @@ func TestSafeConfigReload(t *testing.T) {
 		}
 	}
 
+	reload := func() error {
+		_, err := sc.ReloadApply(func() (*Config, error) { return LoadFile(path) }, nil, nil)
+		return err
+	}
 	write(minimal(""))
-	if err := sc.Reload(path, nil); err != nil {
+	if err := reload(); err != nil {
 		t.Fatalf("good reload: %v", err)
 	}
 	good := sc.Get()
@@ -39,7 +44,7 @@ func TestSafeConfigReload(t *testing.T) {
 	}
 
 	write("targets: [")
-	if err := sc.Reload(path, nil); err == nil {
+	if err := reload(); err == nil {
 		t.Fatal("bad reload returned no error")
 	}
 	if sc.Get() != good {
@@ -51,13 +56,14 @@ func TestSafeConfigReload(t *testing.T) {
 	if v := testutil.ToFloat64(sc.reloadSeconds); v != stamp {
 		t.Errorf("success timestamp moved on failure: %v -> %v", stamp, v)
 	}
-	if err := sc.Reload("", nil); err == nil || sc.Get() != good {
-		t.Errorf("reload without a file: err %v, config kept %v", err, sc.Get() == good)
+	write(minimal("api: openai-completions"))
+	if _, err := sc.ReloadApply(func() (*Config, error) { return LoadFile(path) }, func(*Config) error { return errors.New("refused") }, nil); err == nil || sc.Get() != good {
+		t.Errorf("a reload whose load failed to start: err %v, config kept %v", err, sc.Get() == good)
 	}
 
 	// Recovery: a fixed file loads again.
 	write(minimal("api: openai-completions"))
-	if err := sc.Reload(path, nil); err != nil {
+	if err := reload(); err != nil {
 		t.Fatal(err)
 	}
 	if sc.Get().Targets[0].API != APIOpenAICompletions || testutil.ToFloat64(sc.reloadSuccess) != 1 {

@@ -23,10 +23,10 @@ import (
 // values on every series llmprobe exports.
 const MaxNameLength = 64
 
-// maxTokens bounds every token length (and shared_prefix_tokens), so that a
-// typo cannot make workload generation build gigantic prompts; it is
-// workload.MaxTokens.
-const maxTokens = 1 << 20
+// MaxTokens bounds every token length (and shared_prefix_tokens), so that a
+// typo cannot make workload generation build gigantic prompts; workload caps
+// its draws with it too.
+const MaxTokens = 1 << 20
 
 // Upper bounds on the load of one scenario against one target, so that a
 // typo (rate: 1e300, concurrency: 100000000) cannot spin a core or exhaust
@@ -63,8 +63,9 @@ var managedBodyFields = map[string]bool{
 	"max_tokens": true, "max_completion_tokens": true, "max_output_tokens": true, "n": true,
 }
 
-// ManagedBodyField reports whether llmprobe sets a body field itself, so that
-// a target's body extras may not.
+// ManagedBodyField reports whether llmprobe sets a request body field
+// itself, so that a target's body may not: the one list, for validation and
+// for the request encoder.
 func ManagedBodyField(key string) bool { return managedBodyFields[key] }
 
 // problems collects validation errors, each led by the field path.
@@ -105,8 +106,8 @@ func (c *Config) validate(baseDir string) error {
 	if len(c.Matrices) == 0 {
 		p.add("probes", "at least one probe is required")
 	}
-	type pair struct{ target, scenario string }
-	probed := map[pair]int{}
+	type probeKey struct{ target, scenario string }
+	probed := map[probeKey]int{}
 	for i, pr := range c.Matrices {
 		path := fmt.Sprintf("probes[%d]", i)
 		if len(pr.Targets) == 0 {
@@ -127,7 +128,7 @@ func (c *Config) validate(baseDir string) error {
 		}
 		for _, tn := range pr.Targets {
 			for _, sn := range pr.Scenarios {
-				k := pair{tn, sn}
+				k := probeKey{tn, sn}
 				if prev, dup := probed[k]; dup {
 					p.add(path, "target %q with scenario %q is already probed by probes[%d]", tn, sn, prev)
 					continue
@@ -213,7 +214,7 @@ func validateTarget(p *problems, path string, t *Target) {
 			p.add(bp, "is managed by llmprobe and cannot be set here")
 			continue
 		}
-		v, err := jsonValue(bp, t.Body[key])
+		v, err := JSONValue(t.Body[key])
 		if err != nil {
 			p.add(bp, "%v", err)
 			continue
@@ -308,9 +309,11 @@ func validHeaderName(s string) bool {
 	return true
 }
 
-// jsonValue converts yaml's map[interface{}]interface{} (at any depth) into
-// map[string]interface{}.
-func jsonValue(path string, v interface{}) (interface{}, error) {
+// JSONValue converts yaml's map[interface{}]interface{} (at any depth, which
+// encoding/json rejects) into map[string]interface{}, in place where it can;
+// a key that is not a string is an error. A validated Target.Body holds its
+// result already.
+func JSONValue(v interface{}) (interface{}, error) {
 	switch v := v.(type) {
 	case map[interface{}]interface{}:
 		m := make(map[string]interface{}, len(v))
@@ -319,7 +322,7 @@ func jsonValue(path string, v interface{}) (interface{}, error) {
 			if !ok {
 				return nil, fmt.Errorf("map key %v is not a string", k)
 			}
-			conv, err := jsonValue(path+"."+ks, e)
+			conv, err := JSONValue(e)
 			if err != nil {
 				return nil, err
 			}
@@ -328,7 +331,7 @@ func jsonValue(path string, v interface{}) (interface{}, error) {
 		return m, nil
 	case map[string]interface{}:
 		for k, e := range v {
-			conv, err := jsonValue(path+"."+k, e)
+			conv, err := JSONValue(e)
 			if err != nil {
 				return nil, err
 			}
@@ -337,7 +340,7 @@ func jsonValue(path string, v interface{}) (interface{}, error) {
 		return v, nil
 	case []interface{}:
 		for i, e := range v {
-			conv, err := jsonValue(path, e)
+			conv, err := JSONValue(e)
 			if err != nil {
 				return nil, err
 			}
@@ -396,8 +399,8 @@ func validateBuckets(p *problems, path string, b *Buckets) {
 	}
 	validateBounds(p, path+".tokens", bounds, func(i int) string { return fmt.Sprint(b.Tokens[i]) })
 	for i, v := range b.Tokens {
-		if v > maxTokens {
-			p.add(fmt.Sprintf("%s.tokens[%d]", path, i), "must be <= %d, not %d", maxTokens, v)
+		if v > MaxTokens {
+			p.add(fmt.Sprintf("%s.tokens[%d]", path, i), "must be <= %d, not %d", MaxTokens, v)
 		}
 	}
 }
@@ -506,8 +509,8 @@ func validateWorkload(p *problems, path string, w *Workload, baseDir string) {
 	if (w.OutputTokens != Length{} || w.Dataset == nil) {
 		validateLength(p, path+".output_tokens", &w.OutputTokens)
 	}
-	if w.SharedPrefixTokens < 0 || w.SharedPrefixTokens > maxTokens {
-		p.add(path+".shared_prefix_tokens", "must be between 0 and %d, not %d", maxTokens, w.SharedPrefixTokens)
+	if w.SharedPrefixTokens < 0 || w.SharedPrefixTokens > MaxTokens {
+		p.add(path+".shared_prefix_tokens", "must be between 0 and %d, not %d", MaxTokens, w.SharedPrefixTokens)
 	} else if w.Dataset == nil {
 		// The prefix is part of the prompt: it cannot exceed the shortest
 		// prompt where that is known.
@@ -532,8 +535,8 @@ func validateLength(p *problems, path string, l *Length) {
 		}
 	}
 	inRange := func(field string, v int) {
-		if v < 1 || v > maxTokens {
-			p.add(path+"."+field, "must be between 1 and %d, not %d", maxTokens, v)
+		if v < 1 || v > MaxTokens {
+			p.add(path+"."+field, "must be between 1 and %d, not %d", MaxTokens, v)
 		}
 	}
 	switch l.Distribution {
@@ -553,11 +556,11 @@ func validateLength(p *problems, path string, l *Length) {
 		notUsed("mean", l.Mean != 0)
 		notUsed("stddev", l.Stddev != 0)
 	case DistNormal, DistLognormal:
-		if !(l.Mean >= 1 && l.Mean <= maxTokens) {
-			p.add(path+".mean", "must be between 1 and %d, not %g", maxTokens, l.Mean)
+		if !(l.Mean >= 1 && l.Mean <= MaxTokens) {
+			p.add(path+".mean", "must be between 1 and %d, not %g", MaxTokens, l.Mean)
 		}
-		if !(l.Stddev >= 0 && l.Stddev <= maxTokens) {
-			p.add(path+".stddev", "must be between 0 and %d, not %g", maxTokens, l.Stddev)
+		if !(l.Stddev >= 0 && l.Stddev <= MaxTokens) {
+			p.add(path+".stddev", "must be between 0 and %d, not %g", MaxTokens, l.Stddev)
 		}
 		// min and max are optional clamps here.
 		if l.Min != 0 {

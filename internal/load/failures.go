@@ -29,11 +29,11 @@ type failureLog struct {
 	since  time.Time
 }
 
-func newFailureLog(logger *slog.Logger, cfg *config.Config, pair config.Probe) *failureLog {
+func newFailureLog(logger *slog.Logger, cfg *config.Config, probe config.Probe) *failureLog {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	t, sc := pair.Target, pair.Scenario
+	t, sc := probe.Target, probe.Scenario
 	api := t.API
 	if api == "" {
 		api = config.APIOpenAIChat

@@ -1,6 +1,7 @@
 // Package load turns a plan into requests: an arrival process per probe
 // decides intended send times, a request goes out at each (never queued
-// behind another), and one record per request goes to a sink.
+// behind another), and each send and each request's record go to a sink,
+// normally a Queue that the worker loop drains.
 package load
 
 import (
@@ -52,7 +53,7 @@ type Runner struct {
 
 type probeRun struct {
 	id       uint32 // what its records and counts carry (Options.IDs)
-	pair     config.Probe
+	probe    config.Probe
 	client   *prober.Client
 	workload *workload.Generator
 	arrivals Arrivals
@@ -112,7 +113,7 @@ func (r *Runner) plan(cfg *config.Config, ids []uint32, keep map[uint32]bool) ([
 		}
 		return nil, err
 	}
-	for i, pair := range cfg.Probes() {
+	for i, probe := range cfg.Probes() {
 		id := uint32(i)
 		if ids != nil {
 			if i >= len(ids) {
@@ -123,8 +124,8 @@ func (r *Runner) plan(cfg *config.Config, ids []uint32, keep map[uint32]bool) ([
 		if keep[id] {
 			continue
 		}
-		p := &probeRun{id: id, pair: pair, failures: newFailureLog(r.logger, cfg, pair)}
-		if t := pair.Target; t.HonorRetryAfter {
+		p := &probeRun{id: id, probe: probe, failures: newFailureLog(r.logger, cfg, probe)}
+		if t := probe.Target; t.HonorRetryAfter {
 			if r.backoffs[t.Name] == nil {
 				r.backoffs[t.Name] = newBackoff(t.Name, t.RetryAfterCap(), loggerOrDiscard(r.logger))
 			}
@@ -135,21 +136,21 @@ func (r *Runner) plan(cfg *config.Config, ids []uint32, keep map[uint32]bool) ([
 		probeSeed := cfg.Global.Seed + int64(i)*7919
 		p.seed = WorkerSeed(probeSeed^ReplicaSalt(opts.Replica), opts.Worker)
 		var err error
-		if p.client, err = prober.NewClient(pair.Target, r.logger); err != nil {
+		if p.client, err = prober.NewClient(probe.Target, r.logger); err != nil {
 			return fail(err) // names the target already
 		}
-		if p.workload, err = workload.New(pair.Scenario.Workload, probeSeed); err != nil {
+		if p.workload, err = workload.New(probe.Scenario.Workload, probeSeed); err != nil {
 			p.close()
-			return fail(fmt.Errorf("scenario %q: %w", pair.Scenario.Name, err))
+			return fail(fmt.Errorf("scenario %q: %w", probe.Scenario.Name, err))
 		}
-		l := pair.Scenario.Load
+		l := probe.Scenario.Load
 		if p.closed = l.Mode == config.LoadClosed; p.closed {
 			p.conc = SplitConcurrency(l.Concurrency, opts.Worker, opts.Workers)
 			p.cap = int64(p.conc)
 		} else {
 			if p.arrivals, err = NewArrivals(l, opts.Worker, opts.Workers); err != nil {
 				p.close()
-				return fail(fmt.Errorf("scenario %q: %w", pair.Scenario.Name, err))
+				return fail(fmt.Errorf("scenario %q: %w", probe.Scenario.Name, err))
 			}
 			p.offset = Offset(l, opts.Worker, opts.Workers)
 			p.cap = int64(SplitConcurrency(l.MaxInFlight, opts.Worker, opts.Workers))
@@ -371,7 +372,7 @@ func (r *Runner) openLoop(ctx, reqCtx context.Context, p *probeRun, start time.T
 	next := start.Add(p.offset)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	warmupEnd := start.Add(time.Duration(p.pair.Scenario.Load.Warmup))
+	warmupEnd := start.Add(time.Duration(p.probe.Scenario.Load.Warmup))
 	for {
 		if d := time.Until(next); d > 0 {
 			timer.Reset(d)
@@ -408,7 +409,7 @@ func (r *Runner) openLoop(ctx, reqCtx context.Context, p *probeRun, start time.T
 // moment the previous one ends.
 func (r *Runner) closedLoop(ctx, reqCtx context.Context, p *probeRun, start time.Time, stream uint64) {
 	rng := rand.New(rand.NewPCG(p.seed, stream))
-	warmupEnd := start.Add(time.Duration(p.pair.Scenario.Load.Warmup))
+	warmupEnd := start.Add(time.Duration(p.probe.Scenario.Load.Warmup))
 	for ctx.Err() == nil {
 		if wait := p.backoff.remaining(time.Now()); wait > 0 {
 			// A closed loop has no arrivals to skip: it waits out the
@@ -434,7 +435,7 @@ func (r *Runner) send(ctx context.Context, p *probeRun, intended time.Time, warm
 	rec.Intended = intended.UnixNano()
 	rec.Warmup = warmup
 	rec.Saturated = r.saturated.Load()
-	sc := p.pair.Scenario
+	sc := p.probe.Scenario
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(sc.Timeout))
 	// The schedule delay is told before the request goes out, so that a
 	// server that holds requests for minutes cannot hide the client's view of

@@ -77,16 +77,6 @@ func (s *Saturation) Worker(id string, configuredRate float64) *Worker {
 	return w
 }
 
-// Forget deletes the series of workers that no longer exist (a reload or
-// restart with fewer workers).
-func (s *Saturation) Forget(id string) {
-	l := prometheus.Labels{"worker": id}
-	for _, v := range []interface{ Delete(prometheus.Labels) bool }{s.saturated, s.up, s.inFlight, s.cap, s.rate, s.sendRate,
-		s.cpuUtil, s.schedP99, s.gcPauseMax, s.backlog, s.sent, s.dropped, s.late, s.cpu, s.restarts, s.lost, s.scheduleDelay} {
-		v.Delete(l)
-	}
-}
-
 // ObserveSend feeds the worker's schedule-delay histogram as each request
 // goes out.
 func (w *Worker) ObserveSend(s record.Send) { w.scheduleDelay.Observe(s.ScheduleDelay.Seconds()) }

@@ -39,6 +39,7 @@
 //
 // A payload must be consumed exactly: trailing bytes are an error, since any
 // change to a payload's layout comes with a new version byte.
+
 package record
 
 import (

@@ -1,6 +1,9 @@
-// Package record is the unit a worker hands to the supervisor: one request's
-// schedule and measurement. Its wire format (framing.go) is versioned so that a
-// supervisor never misreads a worker built from another version.
+// Package record holds what a worker hands to the supervisor: a Record per
+// request (its schedule and measurement; pooled, so the steady state
+// allocates none), a Send as each request goes out, and a Sample of the
+// worker's books and saturation signals every window. framing.go writes and
+// reads them as frames whose format is versioned, so that a supervisor never
+// misreads a worker built from another version.
 package record
 
 import (
@@ -13,9 +16,9 @@ import (
 // Record is one request: when it was meant to go, when it went, and what was
 // measured.
 type Record struct {
-	// Probe indexes the (target, scenario) pair in the plan the worker was
-	// given; the supervisor maps it back to label values, so no strings
-	// travel per request.
+	// Probe is the ID of the probe (target × scenario) in the plan the
+	// worker was given (load.Options.IDs); the supervisor maps it back to
+	// label values, so no strings travel per request.
 	Probe uint32
 	// Intended is the intended send time, Unix nanoseconds (wall clock: it is
 	// for correlation only; durations below are monotonic).

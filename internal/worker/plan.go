@@ -43,13 +43,13 @@ func checkTLSFiles(cfg *config.Config) error {
 	}
 	seen := map[int]bool{}
 	var errs []error
-	for _, pair := range cfg.Probes() {
-		i, ok := index[pair.Target]
+	for _, probe := range cfg.Probes() {
+		i, ok := index[probe.Target]
 		if !ok || seen[i] {
 			continue
 		}
 		seen[i] = true
-		t := pair.Target
+		t := probe.Target
 		hc := &t.HTTPClientConfig
 		path := fmt.Sprintf("targets[%d].http_client_config", i)
 		errs = append(errs, checkTLS(t.Name, path+".tls_config", &hc.TLSConfig)...)

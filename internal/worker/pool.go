@@ -44,7 +44,7 @@ type generation interface {
 	update(cfg *config.Config, ids []uint32, resolve resolveFunc) error
 }
 
-// resolveFunc resolves a configuration's series (in pair order) and sets its
+// resolveFunc resolves a configuration's series (in cfg.Probes() order) and sets its
 // configuration gauges: only once the configuration is known to run.
 type resolveFunc func() ([]*metrics.Probe, []*metrics.Worker)
 
@@ -62,7 +62,7 @@ type Pool struct {
 	mu       sync.Mutex
 	current  generation
 	running  *config.Config     // the configuration current runs
-	probes   map[[2]string]bool // configured (target, scenario) label pairs
+	labels   map[[2]string]bool // the (target, scenario) labels of the configured probes
 	ids      map[[2]string]uint32
 	lastID   uint32
 	draining sync.WaitGroup
@@ -80,7 +80,7 @@ func NewPool(m *metrics.Metrics, sat *metrics.Saturation, opts Options, logger *
 		}
 		opts.Command = []string{exe, "worker"}
 	}
-	return &Pool{reg: m, sat: sat, opts: opts, logger: logger, probes: map[[2]string]bool{}, ids: map[[2]string]uint32{}}, nil
+	return &Pool{reg: m, sat: sat, opts: opts, logger: logger, labels: map[[2]string]bool{}, ids: map[[2]string]uint32{}}, nil
 }
 
 // Apply starts cfg's load. A reload keeps running, untouched, every probe
@@ -92,25 +92,25 @@ func NewPool(m *metrics.Metrics, sat *metrics.Saturation, opts Options, logger *
 func (p *Pool) Apply(cfg *config.Config) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	pairs := cfg.Probes()
+	probes := cfg.Probes()
 	n := max(1, p.opts.Workers)
 	// Series are resolved (and configuration gauges set) only once the
 	// configuration has been planned: a rejected reload leaves /metrics as
 	// it was, with no series of its own behind.
 	resolve := func() ([]*metrics.Probe, []*metrics.Worker) {
-		probes := make([]*metrics.Probe, len(pairs))
+		series := make([]*metrics.Probe, len(probes))
 		var rate float64
-		for i, pair := range pairs {
-			probes[i] = p.reg.ForProbe(pair.Target.Name, pair.Scenario)
-			if pair.Scenario.Load.Mode != config.LoadClosed {
-				rate += pair.Scenario.Load.Rate
+		for i, probe := range probes {
+			series[i] = p.reg.ForProbe(probe.Target.Name, probe.Scenario)
+			if probe.Scenario.Load.Mode != config.LoadClosed {
+				rate += probe.Scenario.Load.Rate
 			}
 		}
 		workers := make([]*metrics.Worker, n)
 		for i := range workers {
 			workers[i] = p.sat.Worker(strconv.Itoa(i), rate/float64(n))
 		}
-		return probes, workers
+		return series, workers
 	}
 	// A probe that runs on unchanged keeps its ID; any other gets a new one,
 	// so that its new run's counts (from zero) are never taken for the old
@@ -119,13 +119,13 @@ func (p *Pool) Apply(cfg *config.Config) error {
 	if p.current != nil {
 		unchanged = config.Unchanged(p.running, cfg)
 	}
-	keep := make(map[[2]string]bool, len(pairs))
-	ids := make([]uint32, len(pairs))
-	nextIDs := make(map[[2]string]uint32, len(pairs))
+	keep := make(map[[2]string]bool, len(probes))
+	ids := make([]uint32, len(probes))
+	nextIDs := make(map[[2]string]uint32, len(probes))
 	lastID := p.lastID
 	kept := 0
-	for i, pair := range pairs {
-		k := [2]string{pair.Target.Name, pair.Scenario.Name}
+	for i, probe := range probes {
+		k := [2]string{probe.Target.Name, probe.Scenario.Name}
 		keep[k] = true
 		if id, ok := p.ids[k]; ok && unchanged[k] {
 			ids[i] = id
@@ -137,7 +137,7 @@ func (p *Pool) Apply(cfg *config.Config) error {
 		nextIDs[k] = ids[i]
 	}
 	if p.opts.Tap != nil {
-		p.opts.Tap.Probes(ids, pairs)
+		p.opts.Tap.Probes(ids, probes)
 	}
 	if p.opts.Workers == 0 {
 		// The runner plans the load itself; Plan's TLS check, which names
@@ -165,13 +165,13 @@ func (p *Pool) Apply(cfg *config.Config) error {
 		}
 		p.current = next
 	}
-	for k := range p.probes {
+	for k := range p.labels {
 		if !keep[k] {
 			p.reg.Forget(k[0], k[1])
 		}
 	}
-	p.probes, p.ids, p.lastID, p.running = keep, nextIDs, lastID, cfg
-	p.logger.Info("load started", "probes", len(pairs), "unchanged", kept, "workers", p.opts.Workers)
+	p.labels, p.ids, p.lastID, p.running = keep, nextIDs, lastID, cfg
+	p.logger.Info("load started", "probes", len(probes), "unchanged", kept, "workers", p.opts.Workers)
 	return nil
 }
 

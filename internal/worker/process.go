@@ -11,7 +11,6 @@ import (
 
 	"github.com/llmprobe/llmprobe/internal/config"
 	"github.com/llmprobe/llmprobe/internal/load"
-	"github.com/llmprobe/llmprobe/internal/metrics"
 	"github.com/llmprobe/llmprobe/internal/record"
 )
 
@@ -29,7 +28,7 @@ type Assignment struct {
 	SampleInterval time.Duration // saturation window and heartbeat period
 	Thresholds     Thresholds
 	Replica        string   // mixed into the random draws (load.Options)
-	IDs            []uint32 // the probes' IDs, in the configuration's pair order
+	IDs            []uint32 // the probes' IDs, in cfg.Probes() order
 }
 
 // Serve is a worker process' whole life: run the assigned share of the load
@@ -45,7 +44,7 @@ func Serve(in io.Reader, out io.Writer, logger *slog.Logger) error {
 		return fmt.Errorf("assigned configuration: %w", err)
 	}
 	logger = logger.With("worker", a.Worker)
-	q := metrics.NewQueue()
+	q := load.NewQueue()
 	runner, err := load.New(cfg, load.Options{Worker: a.Worker, Workers: a.Workers, Drain: a.Drain, Replica: a.Replica, IDs: a.IDs}, q, logger)
 	if err != nil {
 		return err
@@ -72,85 +71,42 @@ func Serve(in io.Reader, out io.Writer, logger *slog.Logger) error {
 			}
 		}
 	}()
-	finished := make(chan struct{})
-	go func() {
-		runner.Run(ctx)
-		runner.Close()
-		close(finished)
-	}()
-	w := &frameWriter{bw: bufio.NewWriterSize(out, 256<<10), q: q, sampler: newSampler(runner), runner: runner, a: a, logger: logger}
-	w.enc = record.NewEncoder(w.bw)
-	return w.run(finished)
+	bw := bufio.NewWriterSize(out, 256<<10)
+	return newLoop(q, runner, &frameOutput{bw: bw, enc: record.NewEncoder(bw)}, a.SampleInterval, a.Thresholds, logger).run(ctx)
 }
 
-// frameWriter owns the pipe to the supervisor: records as they finish, and
-// every SampleInterval a sample (with the saturation verdict) and a heartbeat.
-type frameWriter struct {
+// frameOutput is a worker process' output: frames on the pipe to the
+// supervisor, each sample followed by a heartbeat.
+type frameOutput struct {
 	bw         *bufio.Writer
 	enc        *record.Encoder
-	q          *metrics.Queue
-	sampler    *sampler
-	runner     *load.Runner
-	a          Assignment
-	logger     *slog.Logger
-	prev, cur  record.Sample
-	verdict    verdict
 	heartbeats uint64
 }
 
-func (w *frameWriter) run(finished <-chan struct{}) error {
-	interval := w.a.SampleInterval
-	if interval <= 0 {
-		interval = time.Second
+func (o *frameOutput) send(s record.Send) error {
+	if err := o.enc.EncodeSend(s); err != nil {
+		return fmt.Errorf("writing records: %w", err)
 	}
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	w.sampler.sample(&w.prev, 0)
-	for {
-		select {
-		case <-w.q.Ready():
-			if err := w.records(); err != nil {
-				return err
-			}
-		case <-tick.C:
-			if err := w.sample(); err != nil {
-				return err
-			}
-		case <-finished:
-			if err := w.records(); err != nil {
-				return err
-			}
-			return w.sample()
-		}
-	}
+	return nil
 }
 
-func (w *frameWriter) records() error {
-	for _, it := range w.q.Drain() {
-		var err error
-		if it.Record == nil {
-			err = w.enc.EncodeSend(it.Send)
-		} else {
-			err = w.enc.EncodeRecord(it.Record)
-			record.Put(it.Record)
-		}
-		if err != nil {
-			return fmt.Errorf("writing records: %w", err)
-		}
+func (o *frameOutput) record(r *record.Record) error {
+	if err := o.enc.EncodeRecord(r); err != nil {
+		return fmt.Errorf("writing records: %w", err)
 	}
-	return w.bw.Flush()
+	return nil
 }
 
-func (w *frameWriter) sample() error {
-	w.sampler.sample(&w.cur, int64(w.bw.Buffered()))
-	w.verdict.update(w.a.Thresholds, &w.prev, &w.cur, w.runner, w.logger)
-	if err := w.enc.EncodeSample(&w.cur); err != nil {
+func (o *frameOutput) sample(s *record.Sample) error {
+	if err := o.enc.EncodeSample(s); err != nil {
 		return fmt.Errorf("writing a sample: %w", err)
 	}
-	w.heartbeats++
-	if err := w.enc.EncodeHeartbeat(w.heartbeats, time.Now().UnixNano()); err != nil {
+	o.heartbeats++
+	if err := o.enc.EncodeHeartbeat(o.heartbeats, time.Now().UnixNano()); err != nil {
 		return fmt.Errorf("writing a heartbeat: %w", err)
 	}
-	w.prev, w.cur = w.cur, w.prev
-	return w.bw.Flush()
+	return o.bw.Flush()
 }
+
+func (o *frameOutput) flush() error   { return o.bw.Flush() }
+func (o *frameOutput) backlog() int64 { return int64(o.bw.Buffered()) }

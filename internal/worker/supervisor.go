@@ -77,7 +77,7 @@ type procPlan struct {
 	workers []*metrics.Worker
 	cores   int
 	logger  *slog.Logger
-	tap     Tap
+	tap     Tap // nil unless bench or the status page listens
 
 	mu     sync.Mutex
 	assign Assignment       // the latest: restarted workers start from it
@@ -127,6 +127,20 @@ func (p *procPlan) keep(ctx context.Context, i int) {
 	}
 }
 
+// proc is one run of a worker process, from its start to its exit.
+type proc struct {
+	plan   *procPlan
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	logger *slog.Logger
+	in     *intake
+	// lastFrame is the monotonic time since started of the last frame read:
+	// a wall-clock step must not make a healthy worker look hung.
+	started   time.Time
+	lastFrame atomic.Int64
+	exited    chan struct{}
+}
+
 // runOnce starts worker i, carries its frames into the metrics until it
 // exits, and returns why it exited.
 func (p *procPlan) runOnce(ctx context.Context, i int, logger *slog.Logger) error {
@@ -164,31 +178,13 @@ func (p *procPlan) runOnce(ctx context.Context, i int, logger *slog.Logger) erro
 		p.mu.Unlock()
 	}()
 
-	// lastFrame is the monotonic time since started of the last frame read:
-	// a wall-clock step must not make a healthy worker look hung.
-	started := time.Now()
-	var lastFrame atomic.Int64
-	exited := make(chan struct{})
-	go p.watch(ctx, cmd, stdin, started, &lastFrame, exited, logger)
-
-	inc := p.workers[i].Start()
-	books := metrics.NewBooks(p.probes.get)
-	open := p.read(ctx, recR, func() { cmd.Process.Kill() }, inc, books, i, started, &lastFrame)
+	w := &proc{plan: p, cmd: cmd, stdin: stdin, logger: logger, started: time.Now(), exited: make(chan struct{}),
+		in: newIntake(p.probes, p.workers[i], p.cores, func() bool { return ctx.Err() == nil }, p.tap, i, a.Thresholds)}
+	go w.watch(ctx)
+	w.read(recR)
 	waitErr := cmd.Wait()
-	close(exited)
-	books.Close()
-	inc.End()
-	// Requests whose send the worker reported and whose record never came
-	// were sent but will never be measured: lost with the worker. (A worker
-	// that stops as told records every request first.)
-	var lost uint64
-	for id, n := range open {
-		if pr := p.probes.get(id); pr != nil && n > 0 {
-			pr.Lose(uint64(n))
-			lost += uint64(n)
-		}
-	}
-	p.workers[i].Lost.Add(float64(lost))
+	close(w.exited)
+	w.in.close()
 	if waitErr == nil {
 		waitErr = errors.New("exited")
 	}
@@ -197,100 +193,71 @@ func (p *procPlan) runOnce(ctx context.Context, i int, logger *slog.Logger) erro
 
 // watch stops the worker when the generation ends (close its input, kill it
 // if it outlives the drain bound) and kills it when it stops reporting.
-func (p *procPlan) watch(ctx context.Context, cmd *exec.Cmd, stdin io.Closer, started time.Time, lastFrame *atomic.Int64, exited <-chan struct{}, logger *slog.Logger) {
-	interval := p.assign.SampleInterval
+func (w *proc) watch(ctx context.Context) {
+	interval := w.plan.assign.SampleInterval
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
 		select {
-		case <-exited:
+		case <-w.exited:
 			return
 		case <-ctx.Done():
-			stdin.Close()
+			w.stdin.Close()
 			select {
-			case <-exited:
-			case <-time.After(p.assign.Drain + stopGrace):
-				logger.Error("worker did not stop within the drain bound; killing it")
-				cmd.Process.Kill()
+			case <-w.exited:
+			case <-time.After(w.plan.assign.Drain + stopGrace):
+				w.logger.Error("worker did not stop within the drain bound; killing it")
+				w.cmd.Process.Kill()
 			}
 			return
 		case <-tick.C:
-			if silent := time.Since(started) - time.Duration(lastFrame.Load()); silent > hungAfterIntervals*interval {
-				logger.Error("worker hung: no heartbeat; killing it", "silent", silent)
-				cmd.Process.Kill()
+			if silent := time.Since(w.started) - time.Duration(w.lastFrame.Load()); silent > hungAfterIntervals*interval {
+				w.logger.Error("worker hung: no heartbeat; killing it", "silent", silent)
+				w.cmd.Process.Kill()
 				return
 			}
 		}
 	}
 }
 
-// read decodes frames until the worker closes its end; it returns, per
-// probe, how many requests the worker reported sent and never ended.
-func (p *procPlan) read(ctx context.Context, r io.Reader, kill func(), inc *metrics.Incarnation, books *metrics.Books, i int, started time.Time, lastFrame *atomic.Int64) map[uint32]int64 {
-	w := p.workers[i]
+// read decodes frames into the intake until the worker closes its end.
+func (w *proc) read(r io.Reader) {
 	dec := record.NewDecoder(r)
 	var rec record.Record
-	var sample, prevSample record.Sample // prevSample: the tap's saturation reasons
-	open := map[uint32]int64{}
+	var sample record.Sample
 	for {
 		kind, err := dec.Next()
 		if err != nil {
 			if !errors.Is(err, io.EOF) {
 				// A worker that writes what this build cannot read is
 				// broken: end it, and the restart brings a sane one.
-				p.logger.Error("unreadable worker frames; killing the worker", "err", err)
-				kill()
+				w.plan.logger.Error("unreadable worker frames; killing the worker", "err", err)
+				w.cmd.Process.Kill()
 			}
 			io.Copy(io.Discard, r) // until the worker's end closes
-			return open
+			return
 		}
-		lastFrame.Store(int64(time.Since(started)))
+		w.lastFrame.Store(int64(time.Since(w.started)))
 		switch kind {
 		case record.KindRecord:
 			if err := dec.DecodeRecord(&rec); err != nil {
-				p.logger.Error("bad record frame", "err", err)
+				w.plan.logger.Error("bad record frame", "err", err)
 				continue
 			}
-			if pr := p.probes.get(rec.Probe); pr != nil {
-				pr.Observe(&rec)
-				open[rec.Probe]--
-			}
-			if p.tap != nil {
-				p.tap.Record(&rec)
-			}
+			w.in.record(&rec)
 		case record.KindSend:
 			s, err := dec.DecodeSend()
 			if err != nil {
-				p.logger.Error("bad send frame", "err", err)
+				w.plan.logger.Error("bad send frame", "err", err)
 				continue
 			}
-			if pr := p.probes.get(s.Probe); pr != nil {
-				pr.ObserveSend(s)
-				open[s.Probe]++
-			}
-			w.ObserveSend(s)
-			if p.tap != nil {
-				p.tap.Send(s)
-			}
+			w.in.send(s)
 		case record.KindSample:
 			if err := dec.DecodeSample(&sample); err != nil {
-				p.logger.Error("bad sample frame", "err", err)
+				w.plan.logger.Error("bad sample frame", "err", err)
 				continue
 			}
-			books.Apply(sample.Probes)
-			inc.Apply(&sample, p.cores, ctx.Err() == nil)
-			if p.tap != nil {
-				// The worker judged this window with the same thresholds
-				// on its own cores; its reason is not on the wire.
-				var why string
-				if prevSample.UnixNano != 0 {
-					_, why = p.assign.Thresholds.Judge(&prevSample, &sample, p.cores)
-				}
-				p.tap.Sample(i, &sample, why)
-				probes := prevSample.Probes
-				prevSample = sample
-				prevSample.Probes = append(probes[:0], sample.Probes...)
-			}
+			w.in.sample(&sample)
 		case record.KindHeartbeat:
 			dec.DecodeHeartbeat()
 		}

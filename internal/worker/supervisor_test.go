@@ -239,6 +239,12 @@ func TestHungWorkerIsKilledAndRestarted(t *testing.T) {
 	if err := h.pool.Apply(loadConfig(t, ep.URL, "{mode: open, rate: 20}")); err != nil {
 		t.Fatal(err)
 	}
+	// Stopped only once it runs its own code: a child stopped between fork
+	// and exec would hold its parent in vfork, and with it every
+	// stop-the-world of the test binary (its GC), for good.
+	eventually(t, 10*time.Second, "the worker's first sample", func() bool {
+		return sumOver(h, t, "llmprobe_worker_requests_sent_total") > 0
+	})
 	var pids []int
 	eventually(t, 5*time.Second, "one worker process", func() bool { pids = childPIDs(t); return len(pids) == 1 })
 	// A stopped process sends no heartbeat: it must be detected as hung.

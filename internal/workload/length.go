@@ -8,18 +8,10 @@ import (
 	"github.com/llmprobe/llmprobe/internal/config"
 )
 
-// Defaults for a length left entirely unset, matching the config package's
-// (which normally fills them in before New sees them).
-const (
-	DefaultInputTokens  = 128
-	DefaultOutputTokens = 64
-)
-
-// MaxTokens bounds every length, as config validation does. The corpus that
-// synthetic prompts are cut from must hold the longest one, so a normal or
-// lognormal input length without Max is also cut at mean+6 stddevs (of the
-// length, or of its logarithm; a tail mass below 1e-9).
-const MaxTokens = 1 << 20
+// Every length is capped at config.MaxTokens. The corpus that synthetic
+// prompts are cut from must hold the longest one, so a normal or lognormal
+// input length without Max is also cut at mean+6 stddevs (of the length, or
+// of its logarithm; a tail mass below 1e-9).
 
 // lengthDist draws token counts from a config.Length. It is read-only after
 // construction so one value serves every worker goroutine.
@@ -31,11 +23,12 @@ type lengthDist struct {
 	mu, sigma float64 // lognormal: parameters of the log of the length
 }
 
-// newLengthDist validates l. A zero Length means fixed def; an empty
+// newLengthDist validates l. A zero Length means def (config fills that in
+// when it loads a file; a Workload built in code may leave it out); an empty
 // distribution with a Value means fixed. hardMax caps every draw.
-func newLengthDist(what string, l config.Length, def, hardMax int) (lengthDist, error) {
+func newLengthDist(what string, l, def config.Length, hardMax int) (lengthDist, error) {
 	if l == (config.Length{}) {
-		l = config.Length{Distribution: config.DistFixed, Value: def}
+		l = def
 	}
 	if l.Min < 0 || l.Max < 0 {
 		return lengthDist{}, fmt.Errorf("%s: min and max must not be negative", what)

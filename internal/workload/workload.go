@@ -88,7 +88,7 @@ type Generator struct {
 func New(w config.Workload, seed int64) (*Generator, error) {
 	g := &Generator{outputExplicit: w.OutputTokens != (config.Length{})}
 	var err error
-	if g.output, err = newLengthDist("output_tokens", w.OutputTokens, DefaultOutputTokens, MaxTokens); err != nil {
+	if g.output, err = newLengthDist("output_tokens", w.OutputTokens, config.DefaultOutputTokens, config.MaxTokens); err != nil {
 		return nil, err
 	}
 	if w.SharedPrefixTokens < 0 {
@@ -103,7 +103,7 @@ func New(w config.Workload, seed int64) (*Generator, error) {
 		}
 		return g, nil
 	}
-	if g.input, err = newLengthDist("input_tokens", w.InputTokens, DefaultInputTokens, MaxTokens); err != nil {
+	if g.input, err = newLengthDist("input_tokens", w.InputTokens, config.DefaultInputTokens, config.MaxTokens); err != nil {
 		return nil, err
 	}
 	longest := g.input.upper()

@@ -60,15 +60,15 @@ func TestLengthDistributions(t *testing.T) {
 		{"empty distribution is fixed", config.Length{Value: 37}, 37, 0, 37, 37},
 		// Discrete uniform on [a,b]: sd = sqrt(((b-a+1)^2-1)/12).
 		{"uniform", config.Length{Distribution: config.DistUniform, Min: 10, Max: 90}, 50, math.Sqrt((81*81 - 1) / 12.0), 10, 90},
-		{"normal", config.Length{Distribution: config.DistNormal, Mean: 500, Stddev: 50}, 500, 50, 1, MaxTokens},
-		{"lognormal", config.Length{Distribution: config.DistLognormal, Mean: 400, Stddev: 300}, 400, 300, 1, MaxTokens},
+		{"normal", config.Length{Distribution: config.DistNormal, Mean: 500, Stddev: 50}, 500, 50, 1, config.MaxTokens},
+		{"lognormal", config.Length{Distribution: config.DistLognormal, Mean: 400, Stddev: 300}, 400, 300, 1, config.MaxTokens},
 		{"lognormal zero stddev", config.Length{Distribution: config.DistLognormal, Mean: 64, Stddev: 0}, 64, 0, 64, 64},
 		// Clamping to [Min, Max]: a normal cut at one sigma either side has
 		// mean 200 (symmetric) and a smaller spread; only the bounds and the
 		// mean are asserted here (sd -1 skips the spread check).
 		{"normal clamped", config.Length{Distribution: config.DistNormal, Mean: 200, Stddev: 100, Min: 100, Max: 300}, 200, -1, 100, 300},
 		// A normal around 2 would go below 1 often: lengths are never < 1.
-		{"normal never below 1", config.Length{Distribution: config.DistNormal, Mean: 2, Stddev: 5}, -1, -1, 1, MaxTokens},
+		{"normal never below 1", config.Length{Distribution: config.DistNormal, Mean: 2, Stddev: 5}, -1, -1, 1, config.MaxTokens},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -104,8 +104,8 @@ func TestUnsetLengthsUseDefaults(t *testing.T) {
 	g := mustNew(t, config.Workload{}, 1)
 	rng := newRNG(1)
 	for range 100 {
-		if p := g.Next(rng); p.InputTokens != DefaultInputTokens || p.MaxTokens != DefaultOutputTokens {
-			t.Fatalf("got %d in / %d out, want defaults %d / %d", p.InputTokens, p.MaxTokens, DefaultInputTokens, DefaultOutputTokens)
+		if p := g.Next(rng); p.InputTokens != config.DefaultInputTokens.Value || p.MaxTokens != config.DefaultOutputTokens.Value {
+			t.Fatalf("got %d in / %d out, want defaults %d / %d", p.InputTokens, p.MaxTokens, config.DefaultInputTokens.Value, config.DefaultOutputTokens.Value)
 		}
 	}
 }
@@ -120,7 +120,7 @@ func TestLengthErrors(t *testing.T) {
 		{config.Workload{InputTokens: config.Length{Distribution: config.DistUniform, Min: 9, Max: 3}}, "input_tokens: min 9 is above max 3"},
 		{config.Workload{OutputTokens: config.Length{Distribution: config.DistNormal, Mean: 0, Stddev: 3}}, "output_tokens: normal length needs mean > 0, got 0"},
 		{config.Workload{InputTokens: config.Length{Distribution: config.DistLognormal, Mean: 10, Stddev: -1}}, "input_tokens: lognormal length needs stddev >= 0, got -1"},
-		{config.Workload{InputTokens: config.Length{Value: MaxTokens + 1}}, "input_tokens: fixed length 1048577 is above the limit 1048576"},
+		{config.Workload{InputTokens: config.Length{Value: config.MaxTokens + 1}}, "input_tokens: fixed length 1048577 is above the limit 1048576"},
 		{config.Workload{InputTokens: config.Length{Value: 64}, SharedPrefixTokens: 65}, "shared_prefix_tokens 65 is longer than the longest input (64 tokens)"},
 		{config.Workload{InputTokens: config.Length{Distribution: config.DistUniform, Min: 1, Max: 10}, SharedPrefixTokens: 11}, "shared_prefix_tokens 11 is longer than the longest input (10 tokens)"},
 		{config.Workload{SharedPrefixTokens: 8, Dataset: &config.Dataset{Path: "testdata/rows.jsonl", Format: config.DatasetRows}}, "shared_prefix_tokens applies to synthetic prompts only, not to a dataset"},

@@ -1,4 +1,4 @@
-package metrics
+package load
 
 import (
 	"sync"
@@ -6,11 +6,11 @@ import (
 	"github.com/llmprobe/llmprobe/internal/record"
 )
 
-// Queue hands sends and records from request goroutines to the aggregation
-// goroutine, in the order they happened. Sent and Put never block and never
-// drop: the queue grows instead, and a worker's unwritten backlog is exported
-// (llmprobe_worker_record_backlog_bytes) so a slow aggregator is visible
-// rather than feeding back into timing.
+// Queue is the Sink that hands sends and records from request goroutines to
+// the one goroutine that passes them on (the worker loop, to a worker's frame
+// pipe or to the daemon's metrics), in the order they happened. Sent and Put
+// never block and never drop: the queue grows instead, so that a slow
+// consumer never feeds back into timing.
 type Queue struct {
 	mu      sync.Mutex
 	pending []Item
@@ -46,14 +46,7 @@ func (q *Queue) add(it Item) {
 	}
 }
 
-// Len is the number of records waiting.
-func (q *Queue) Len() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return len(q.pending)
-}
-
-// Ready is signalled after a Put.
+// Ready is signalled after a Put or Sent.
 func (q *Queue) Ready() <-chan struct{} { return q.ready }
 
 // Drain swaps out everything queued; the returned slice is valid until the
