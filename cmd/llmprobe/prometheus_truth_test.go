@@ -102,9 +102,8 @@ func (e *truthEndpoint) add(sw *stampWriter) {
 // truth is the exact distribution of the requests the endpoint finished in
 // (from, to].
 type truth struct {
-	requests                 int
-	ttft, itl, tpot, e2e     []float64 // seconds, sorted
-	firstDone, lastDoneInWin time.Time
+	requests             int
+	ttft, itl, tpot, e2e []float64 // seconds, sorted
 }
 
 func (e *truthEndpoint) truth(from, to time.Time) truth {
