@@ -1,6 +1,7 @@
 package prober
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -112,7 +113,13 @@ func (anthropicMessages) parseEvent(data []byte, c *Chunk) error {
 			}
 			err = s.skip(2)
 		default:
-			err = s.topLevel(key, c)
+			// Most keys are the server's own (id, model, created …): one
+			// prefix test keeps them off the stamps' switch.
+			if bytes.HasPrefix(key, llmprobePrefix) {
+				err = s.topLevel(key, c)
+			} else {
+				err = s.skip(2)
+			}
 		}
 		if err == nil {
 			more, err = s.next('}')

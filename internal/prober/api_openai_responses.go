@@ -1,6 +1,7 @@
 package prober
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -68,7 +69,13 @@ func (openAIResponses) parseEvent(data []byte, c *Chunk) error {
 		case "response":
 			status, err = s.responseObject(c)
 		default:
-			err = s.topLevel(key, c)
+			// Most keys are the server's own (id, model, created …): one
+			// prefix test keeps them off the stamps' switch.
+			if bytes.HasPrefix(key, llmprobePrefix) {
+				err = s.topLevel(key, c)
+			} else {
+				err = s.skip(2)
+			}
 		}
 		if err == nil {
 			more, err = s.next('}')

@@ -68,7 +68,10 @@ func BenchmarkParseChunk(b *testing.B) {
 
 // BenchmarkClientDo: one streamed request of 64 tokens against a loopback
 // server that writes the whole stream at once; allocs/op is what the client
-// side (net/http included) costs per request.
+// side (net/http included) costs per request. traceparent=off is the
+// request as it was before trace context; sampled adds the per-request
+// traceparent header (a header map of its own: its cost is per request, not
+// per token).
 func BenchmarkClientDo(b *testing.B) {
 	stream := vllmStream(64)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -77,15 +80,19 @@ func BenchmarkClientDo(b *testing.B) {
 		_, _ = w.Write(stream)
 	}))
 	defer srv.Close()
-	c := newTestClient(b, srv.URL, "", nil)
-	res := &Result{}
-	req := Request{Prompt: "The quick brown fox jumps over the lazy dog. Tell me a story about it.", MaxTokens: 64, Stream: true}
-	b.ReportAllocs()
-	for b.Loop() {
-		c.Do(context.Background(), req, res)
-		if res.Outcome != OutcomeSuccess || res.CountedTokens != 64 {
-			b.Fatalf("outcome %v tokens %d", res.Outcome, res.CountedTokens)
-		}
+	for _, mode := range []config.Traceparent{config.TraceOff, config.TraceSampled} {
+		b.Run("traceparent="+string(mode), func(b *testing.B) {
+			c := newTestClient(b, srv.URL, "", func(t *config.Target) { t.Traceparent = mode })
+			res := &Result{}
+			req := Request{Prompt: "The quick brown fox jumps over the lazy dog. Tell me a story about it.", MaxTokens: 64, Stream: true}
+			b.ReportAllocs()
+			for b.Loop() {
+				c.Do(context.Background(), req, res)
+				if res.Outcome != OutcomeSuccess || res.CountedTokens != 64 {
+					b.Fatalf("outcome %v tokens %d", res.Outcome, res.CountedTokens)
+				}
+			}
+		})
 	}
 }
 

@@ -94,8 +94,20 @@ func ParseChunk(data []byte, c *Chunk) error {
 			if string(v) == "error" {
 				c.Error = true
 			}
+		// The stamps are topLevel's too; spelled out here, on the one
+		// parser that runs per token for the OpenAI APIs, to keep a call
+		// off every key.
+		case "llmprobe_emit_ns":
+			c.HasEmit = true
+			err = s.int(&c.EmitNs, 2)
+		case "llmprobe_ttft_ns":
+			c.HasServerTTFT = true
+			err = s.int(&c.ServerTTFTNs, 2)
+		case "llmprobe_queue_ns":
+			c.HasServerQueue = true
+			err = s.int(&c.ServerQueueNs, 2)
 		default:
-			err = s.topLevel(key, c)
+			err = s.skip(2)
 		}
 		if err == nil {
 			more, err = s.next('}')
@@ -104,8 +116,14 @@ func ParseChunk(data []byte, c *Chunk) error {
 	if err != nil {
 		return err
 	}
-	return s.end()
+	s.ws()
+	if s.i != len(s.b) {
+		return errJSONSyntax
+	}
+	return nil
 }
+
+var llmprobePrefix = []byte("llmprobe_")
 
 // topLevel scans a top-level field every API's events may carry: the
 // reference endpoint's ground-truth stamps. Any other is skipped.
