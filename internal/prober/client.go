@@ -1,7 +1,6 @@
 package prober
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -224,12 +223,10 @@ func targetSecrets(t *config.Target) []string {
 // apiURL appends /v1 and the API's path to base, without doubling a
 // trailing /v1.
 func apiURL(base, path string) (*url.URL, error) {
+	// Config validation has checked the scheme and host.
 	u, err := url.Parse(base)
 	if err != nil {
 		return nil, err
-	}
-	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-		return nil, errors.New("not an absolute http(s) url")
 	}
 	p := strings.TrimRight(u.Path, "/")
 	if !strings.HasSuffix(p, "/v1") {

@@ -693,8 +693,8 @@ func TestClientSecretsStayOut(t *testing.T) {
 
 func TestNewClientRejects(t *testing.T) {
 	for name, tg := range map[string]config.Target{
-		"bad api":      {Name: "t", URL: "http://127.0.0.1:1", API: "grpc", Model: "m"},
-		"relative url": {Name: "t", URL: "/v1", Model: "m"},
+		"bad api":        {Name: "t", URL: "http://127.0.0.1:1", API: "grpc", Model: "m"},
+		"unparsable url": {Name: "t", URL: "http://[::1", Model: "m"},
 	} {
 		if _, err := NewClient(&tg, nil); err == nil {
 			t.Errorf("%s: no error", name)
