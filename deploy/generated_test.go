@@ -160,26 +160,28 @@ func populatedRegistry(t *testing.T) *prometheus.Registry {
 		},
 	}
 	p := m.ForProbe("sim", sc)
+	w := metrics.NewSaturation(reg).Worker("0", 2)
 	for i := 0; i < 20; i++ {
 		r := &record.Record{ScheduleDelay: time.Duration(100+i*10) * time.Microsecond}
 		r.Result = prober.Result{
 			Outcome: prober.OutcomeSuccess, Status: 200, Stream: true,
 			TTFB: 2 * time.Millisecond, TTFT: time.Duration(50+i) * time.Millisecond, E2E: time.Duration(700+i*5) * time.Millisecond,
 			InputTokens: int32(100 + i), OutputTokens: 64, CountedTokens: 64, UsageReported: true,
-			GroundTruth: true, ServerTTFT: 50 * time.Millisecond, Retry: prober.RetryEOF,
+			GroundTruth: true, ServerTTFT: 50 * time.Millisecond, Retry: prober.RetryEOF, KernelStamps: true,
 		}
 		for j := 0; j < 64; j++ {
 			r.Gaps = append(r.Gaps, prober.Gap{Gap: time.Duration(10000+j*13) * time.Microsecond, Tokens: 1})
 			r.EmitLags = append(r.EmitLags, time.Duration(80+j)*time.Microsecond)
+			r.ReadLags = append(r.ReadLags, time.Duration(20+j)*time.Microsecond)
 		}
 		p.ObserveSend(record.Send{ScheduleDelay: r.ScheduleDelay})
 		p.Observe(r)
+		w.Observe(r)
 	}
 	failed := &record.Record{}
 	failed.Result = prober.Result{Outcome: prober.OutcomeHTTP5xx, Status: 503, TTFB: -1, TTFT: -1, ServerTTFT: -1, ServerQueue: -1}
 	p.ObserveSend(record.Send{})
 	p.Observe(failed)
-	metrics.NewSaturation(reg).Worker("0", 2)
 	config.NewSafeConfig(reg)
 	return reg
 }

@@ -64,6 +64,7 @@ type Metrics struct {
 	rate, concurrency, cap            *prometheus.GaugeVec
 	shed                              *prometheus.GaugeVec
 	sloObjective                      *prometheus.GaugeVec
+	timestampSource                   *prometheus.GaugeVec
 }
 
 // New creates the metrics and registers them on reg.
@@ -119,6 +120,9 @@ func New(reg prometheus.Registerer) *Metrics {
 		sloObjective: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "slo_objective_seconds",
 			Help: "Configured threshold of an SLO objective, per quantity (ttft, tpot, ntpot, e2e): a request is good when it meets every threshold of its objective."},
 			[]string{"target", "scenario", "objective", "quantity"}),
+		timestampSource: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "timestamp_source",
+			Help: "Which clock timed the probe's latest request that got a response: 1 for that source, 0 for the other. kernel: the kernel's receive stamps (client_read_lag_seconds measures what the client's own reading would have added); user: user-space stamps, which include it (timestamps: user, a socket that refused the option, HTTP/2, not Linux)."},
+			[]string{"target", "scenario", "source"}),
 	}
 	for _, c := range m.all() {
 		reg.MustRegister(c)
@@ -131,7 +135,7 @@ func (m *Metrics) all() []prometheus.Collector {
 		m.ttft, m.itl, m.tpot, m.ntpot, m.e2e, m.ttfb, m.intendedTTFT, m.intendedE2E, m.scheduleDelay,
 		m.inputTokensHist, m.outputTokensHist, m.ttftBias, m.emitLag, m.readLag, m.coalesced, m.clockSteps,
 		m.books, m.inputTokens, m.outputTokens, m.usageMismatch, m.saturatedObs, m.sloRequests, m.sloGood,
-		m.retries, m.rate, m.concurrency, m.cap, m.shed, m.sloObjective,
+		m.retries, m.rate, m.concurrency, m.cap, m.shed, m.sloObjective, m.timestampSource,
 	}
 }
 
@@ -166,6 +170,7 @@ type Probe struct {
 	slos                              []sloSeries
 	shed                              shedWindow
 	ex                                exemplars
+	kernelStamps, userStamps          prometheus.Gauge // llmprobe_timestamp_source
 }
 
 type sloSeries struct {
@@ -194,6 +199,9 @@ func (m *Metrics) ForProbe(target string, sc *config.Scenario) *Probe {
 		p.retries[r] = m.retries.WithLabelValues(target, sc.Name, r.String())
 	}
 	p.shed.gauge = m.shed.WithLabelValues(l...)
+	// Resolved, not set: a reload keeps what the last request said.
+	p.kernelStamps = m.timestampSource.WithLabelValues(target, sc.Name, "kernel")
+	p.userStamps = m.timestampSource.WithLabelValues(target, sc.Name, "user")
 	p.ex = newExemplars(p.ttft, p.itl, p.tpot, p.ntpot, p.e2e)
 	// The thresholds as configured now: a reload may have dropped some.
 	m.sloObjective.DeletePartialMatch(prometheus.Labels{"target": target, "scenario": sc.Name})
@@ -247,6 +255,15 @@ func (p *Probe) Observe(r *record.Record) {
 	}
 	if r.ClockSteps > 0 {
 		p.clockSteps.Add(float64(r.ClockSteps))
+	}
+	// A request without a response was timed by no read at all.
+	if r.Status > 0 {
+		k := 0.0
+		if r.KernelStamps {
+			k = 1
+		}
+		p.kernelStamps.Set(k)
+		p.userStamps.Set(1 - k)
 	}
 	if r.Warmup {
 		return

@@ -14,7 +14,7 @@ import (
 type Saturation struct {
 	saturated, up, inFlight, cap, rate, sendRate, cpuUtil, schedP99, gcPauseMax, backlog *prometheus.GaugeVec
 	sent, dropped, late, cpu, restarts, lost                                             *prometheus.CounterVec
-	scheduleDelay                                                                        *prometheus.HistogramVec
+	scheduleDelay, readLag                                                               *prometheus.HistogramVec
 }
 
 // NewSaturation creates the per-worker metrics and registers them on reg.
@@ -28,7 +28,7 @@ func NewSaturation(reg prometheus.Registerer) *Saturation {
 	}
 	s := &Saturation{
 		saturated: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "llmprobe_client_saturated",
-			Help: "1 while the worker judges itself saturated (late sends, CPU, Go scheduler latency or record backlog over their thresholds): its latencies then include its own queueing. Drops at the in-flight cap do not count: see llmprobe_load_shed_ratio."}, w),
+			Help: "1 while the worker judges itself saturated (late sends, CPU, Go scheduler latency, client read lag or record backlog over their thresholds): its latencies then include its own queueing. Drops at the in-flight cap do not count: see llmprobe_load_shed_ratio."}, w),
 		up:         gauge("worker_up", "1 while the worker process runs and reports."),
 		inFlight:   gauge("worker_requests_in_flight", "Requests the worker has in flight."),
 		cap:        gauge("worker_max_in_flight", "The worker's cap on requests in flight (its share of max_in_flight or concurrency)."),
@@ -46,9 +46,11 @@ func NewSaturation(reg prometheus.Registerer) *Saturation {
 		lost:       counter("worker_lost_requests_total", "Requests in flight in a worker process when it died: sent, never measured."),
 		scheduleDelay: histogram("worker_schedule_delay_seconds",
 			"Actual minus intended send time of the worker's requests (warm-up included): its own queueing.", delayBuckets, w),
+		readLag: histogram("worker_client_read_lag_seconds",
+			"Per text-bearing event with a kernel receive stamp of the worker's requests (warm-up included), the time its read returned in user space minus the kernel's receive time: the delay the worker's own reading adds, which its saturation verdict judges.", delayBuckets, w),
 	}
 	for _, c := range []prometheus.Collector{s.saturated, s.up, s.inFlight, s.cap, s.rate, s.sendRate, s.cpuUtil, s.schedP99,
-		s.gcPauseMax, s.backlog, s.sent, s.dropped, s.late, s.cpu, s.restarts, s.lost, s.scheduleDelay} {
+		s.gcPauseMax, s.backlog, s.sent, s.dropped, s.late, s.cpu, s.restarts, s.lost, s.scheduleDelay, s.readLag} {
 		reg.MustRegister(c)
 	}
 	return s
@@ -59,7 +61,7 @@ type Worker struct {
 	saturated, up, inFlight, cap, rate, sendRate, cpuUtil, schedP99, gcPauseMax, backlog prometheus.Gauge
 	sent, dropped, late, cpu                                                             prometheus.Counter
 	Restarts, Lost                                                                       prometheus.Counter
-	scheduleDelay                                                                        prometheus.Observer
+	scheduleDelay, readLag                                                               prometheus.Observer
 }
 
 // Worker resolves worker id's series; configuredRate is its share of the
@@ -71,7 +73,7 @@ func (s *Saturation) Worker(id string, configuredRate float64) *Worker {
 		cpuUtil: s.cpuUtil.WithLabelValues(id), schedP99: s.schedP99.WithLabelValues(id), gcPauseMax: s.gcPauseMax.WithLabelValues(id),
 		backlog: s.backlog.WithLabelValues(id), sent: s.sent.WithLabelValues(id), dropped: s.dropped.WithLabelValues(id),
 		late: s.late.WithLabelValues(id), cpu: s.cpu.WithLabelValues(id), Restarts: s.restarts.WithLabelValues(id),
-		Lost: s.lost.WithLabelValues(id), scheduleDelay: s.scheduleDelay.WithLabelValues(id),
+		Lost: s.lost.WithLabelValues(id), scheduleDelay: s.scheduleDelay.WithLabelValues(id), readLag: s.readLag.WithLabelValues(id),
 	}
 	w.rate.Set(configuredRate)
 	return w
@@ -80,6 +82,13 @@ func (s *Saturation) Worker(id string, configuredRate float64) *Worker {
 // ObserveSend feeds the worker's schedule-delay histogram as each request
 // goes out.
 func (w *Worker) ObserveSend(s record.Send) { w.scheduleDelay.Observe(s.ScheduleDelay.Seconds()) }
+
+// Observe feeds the worker's read-lag histogram from one record.
+func (w *Worker) Observe(r *record.Record) {
+	for _, lag := range r.ReadLags {
+		w.readLag.Observe(lag.Seconds())
+	}
+}
 
 // Incarnation follows one run of a worker: its samples count from zero.
 // During a reload two incarnations of a worker can overlap (the old one

@@ -131,6 +131,13 @@ type Sample struct {
 
 	PipeBacklogBytes int64 // encoded bytes waiting to be written to the supervisor
 
+	// Client read lag over the window (user-space read time − kernel
+	// receive time per text event of the records the worker produced in
+	// it): how many events had a kernel stamp, and their p99 (the upper
+	// bound of its log bucket; 0 when there were none).
+	ReadLagEvents uint64
+	ReadLagP99    time.Duration
+
 	Saturated bool // the worker's own verdict over the window that ends here
 
 	// Probes are the books of each probe of the plan, in plan order.
@@ -328,6 +335,8 @@ func appendSample(b []byte, s *Sample) []byte {
 	b = binary.AppendVarint(b, int64(s.GCPauseTotal))
 	b = binary.AppendVarint(b, int64(s.GCPauseMax))
 	b = binary.AppendVarint(b, s.PipeBacklogBytes)
+	b = binary.AppendUvarint(b, s.ReadLagEvents)
+	b = binary.AppendVarint(b, int64(s.ReadLagP99))
 	var saturated byte
 	if s.Saturated {
 		saturated = 1
@@ -592,6 +601,8 @@ func (d *Decoder) DecodeSample(s *Sample) error {
 	s.GCPauseTotal = time.Duration(p.varint())
 	s.GCPauseMax = time.Duration(p.varint())
 	s.PipeBacklogBytes = p.varint()
+	s.ReadLagEvents = p.uvarint()
+	s.ReadLagP99 = time.Duration(p.varint())
 	switch p.u8() {
 	case 0:
 		s.Saturated = false

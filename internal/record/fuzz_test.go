@@ -139,6 +139,7 @@ func FuzzRoundTrip(f *testing.F) {
 			SchedLatencyP50: time.Duration(ttft), SchedLatencyP90: time.Duration(e2e),
 			SchedLatencyP99: time.Duration(sttft), SchedLatencyMax: time.Duration(squeue),
 			GCPauseTotal: time.Duration(counted), GCPauseMax: -1, PipeBacklogBytes: int64(len(gaps)),
+			ReadLagEvents: uint64(len(lags)), ReadLagP99: time.Duration(ttfb),
 			Saturated: flags&1 == 1,
 			Probes:    []ProbeCounts{{Scheduled: uint64(sched), Sent: uint64(status), InFlight: int64(in)}},
 		}

@@ -51,6 +51,7 @@ func (in *intake) record(r *record.Record) error {
 		p.Observe(r)
 		in.open[r.Probe]--
 	}
+	in.worker.Observe(r)
 	if in.tap != nil {
 		in.tap.Record(r)
 	}

@@ -38,6 +38,9 @@ type loop struct {
 	logger     *slog.Logger
 	prev, cur  record.Sample
 	verdict    verdict
+	// lags are the read lags of the records passed on in this window: the
+	// loop has every record before it is framed, on one goroutine.
+	lags lagWindow
 }
 
 // newLoop returns the loop of runner, which must have been built on q.
@@ -87,6 +90,7 @@ func (l *loop) drain() error {
 		if it.Record == nil {
 			err = l.out.send(it.Send)
 		} else {
+			l.lags.add(it.Record.ReadLags)
 			err = l.out.record(it.Record)
 			record.Put(it.Record)
 		}
@@ -99,6 +103,7 @@ func (l *loop) drain() error {
 
 func (l *loop) sample() error {
 	l.sampler.sample(&l.cur, l.out.backlog())
+	l.cur.ReadLagEvents, l.cur.ReadLagP99 = l.lags.take()
 	l.verdict.update(l.thresholds, &l.prev, &l.cur, l.runner, l.logger)
 	if err := l.out.sample(&l.cur); err != nil {
 		return err

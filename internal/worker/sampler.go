@@ -36,6 +36,13 @@ type Thresholds struct {
 	SchedLatencyP99 time.Duration
 	// BacklogBytes of records not yet written to the supervisor.
 	BacklogBytes int64
+	// ReadLagP99 of the window's text events with a kernel stamp (user-space
+	// read time − kernel receive time): the bias the client's own reading
+	// would have added. Judged only from ReadLagMinEvents such events on: in
+	// a thinner window the p99 is its maximum, one stray preemption. Zero
+	// turns the signal off.
+	ReadLagP99       time.Duration
+	ReadLagMinEvents uint64
 	// Persist is how many windows in a row must disagree with the current
 	// verdict to change it.
 	Persist int
@@ -43,12 +50,14 @@ type Thresholds struct {
 
 // DefaultThresholds are documented in the README's saturation section.
 var DefaultThresholds = Thresholds{
-	LateFraction:    0.05,
-	MinLate:         3,
-	CPU:             0.90,
-	SchedLatencyP99: 3 * time.Millisecond,
-	BacklogBytes:    4 << 20,
-	Persist:         2,
+	LateFraction:     0.05,
+	MinLate:          3,
+	CPU:              0.90,
+	SchedLatencyP99:  3 * time.Millisecond,
+	BacklogBytes:     4 << 20,
+	ReadLagP99:       3 * time.Millisecond,
+	ReadLagMinEvents: 20,
+	Persist:          2,
 }
 
 // Judge says whether the window between prev and cur shows saturation, and
@@ -68,6 +77,9 @@ func (t Thresholds) Judge(prev, cur *record.Sample, cores int) (bool, string) {
 	}
 	if cur.PipeBacklogBytes > t.BacklogBytes {
 		return true, fmt.Sprintf("%d bytes of records waiting for the supervisor", cur.PipeBacklogBytes)
+	}
+	if t.ReadLagP99 > 0 && cur.ReadLagEvents >= max(t.ReadLagMinEvents, 1) && cur.ReadLagP99 > t.ReadLagP99 {
+		return true, fmt.Sprintf("read lag p99 %s over %d kernel-stamped events", cur.ReadLagP99, cur.ReadLagEvents)
 	}
 	return false, ""
 }
