@@ -1,7 +1,6 @@
 package prober
 
 import (
-	"bytes"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -113,13 +112,7 @@ func (anthropicMessages) parseEvent(data []byte, c *Chunk) error {
 			}
 			err = s.skip(2)
 		default:
-			// Most keys are the server's own (id, model, created …): one
-			// prefix test keeps them off the stamps' switch.
-			if bytes.HasPrefix(key, llmprobePrefix) {
-				err = s.topLevel(key, c)
-			} else {
-				err = s.skip(2)
-			}
+			err = s.topLevel(key, c)
 		}
 		if err == nil {
 			more, err = s.next('}')

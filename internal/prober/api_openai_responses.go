@@ -1,7 +1,6 @@
 package prober
 
 import (
-	"bytes"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -69,13 +68,7 @@ func (openAIResponses) parseEvent(data []byte, c *Chunk) error {
 		case "response":
 			status, err = s.responseObject(c)
 		default:
-			// Most keys are the server's own (id, model, created …): one
-			// prefix test keeps them off the stamps' switch.
-			if bytes.HasPrefix(key, llmprobePrefix) {
-				err = s.topLevel(key, c)
-			} else {
-				err = s.skip(2)
-			}
+			err = s.topLevel(key, c)
 		}
 		if err == nil {
 			more, err = s.next('}')

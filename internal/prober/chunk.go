@@ -1,6 +1,7 @@
 package prober
 
 import (
+	"bytes"
 	"errors"
 	"strconv"
 )
@@ -128,6 +129,11 @@ var llmprobePrefix = []byte("llmprobe_")
 // topLevel scans a top-level field every API's events may carry: the
 // reference endpoint's ground-truth stamps. Any other is skipped.
 func (s *scanner) topLevel(key []byte, c *Chunk) error {
+	// Most keys are the server's own (id, model, created …): one prefix
+	// test keeps them off the stamps' switch.
+	if !bytes.HasPrefix(key, llmprobePrefix) {
+		return s.skip(2)
+	}
 	switch string(key) {
 	case "llmprobe_emit_ns":
 		c.HasEmit = true
