@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/llmprobe/llmprobe/internal/config"
 )
 
 // nativeHist observes values into a client_golang histogram configured as
@@ -324,5 +327,115 @@ func TestParseFlagsRejectsBadLadders(t *testing.T) {
 	o, err := parseFlags([]string{"-rates", "100, 300", "-modes", "0,8", "-server-cpus", "0-7", "-client-cpus", "8-15", "-api", "anthropic-messages"})
 	if err != nil || len(o.rates) != 2 || o.rates[1] != 300 || o.modes[1] != 8 || o.clientCPUs != "8-15" || o.api != "anthropic-messages" {
 		t.Errorf("parsed %+v, %v", o, err)
+	}
+}
+
+func TestParseFlagsTimestampSources(t *testing.T) {
+	o, err := parseFlags(nil)
+	if err != nil || !slices.Equal(o.timestamps, []string{"kernel", "user"}) {
+		t.Fatalf("default: %v, %v; want kernel then user", o.timestamps, err)
+	}
+	if o, err = parseFlags([]string{"-timestamps", "user, auto"}); err != nil || !slices.Equal(o.timestamps, []string{"user", "auto"}) {
+		t.Errorf("-timestamps 'user, auto': %v, %v", o.timestamps, err)
+	}
+	for _, v := range []string{"", "Kernel", "kernel,bogus", "kernel,kernel"} {
+		if _, err := parseFlags([]string{"-timestamps", v}); err == nil {
+			t.Errorf("-timestamps %q accepted", v)
+		}
+	}
+}
+
+// The generated daemon config names the source on the target and passes
+// the daemon's own validation, so a run never measures a silent default.
+func TestOpenLoopConfigCarriesTimestamps(t *testing.T) {
+	o, err := parseFlags(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &bench{o: o}
+	for _, src := range []string{"kernel", "user"} {
+		cfg, err := config.LoadBytes([]byte(b.openLoopConfig("127.0.0.1:9", 300, 7, src)), t.TempDir())
+		if err != nil {
+			t.Fatalf("%s: %v", src, err)
+		}
+		if got := cfg.Targets[0].Timestamps; got != src {
+			t.Errorf("target timestamps = %q, want %q", got, src)
+		}
+		if cfg.Global.Seed != 7 {
+			t.Errorf("seed = %d, want 7 for both sources", cfg.Global.Seed)
+		}
+	}
+}
+
+func fakeRun(src string, rate float64, rep int, biasP99, emitP99 float64) RunResult {
+	return RunResult{Workers: 0, RequestedRate: rate, Repeat: rep, Seed: rep + 1, Timestamps: src,
+		AchievedRate: Num(rate), RateRatio: 1, RateTolerance: 0.05,
+		TTFTBias: Quant{P50: Num(biasP99 / 4), P99: Num(biasP99), Max: Num(biasP99 * 2)},
+		EmitLag:  Quant{P50: Num(emitP99 / 4), P99: Num(emitP99), Max: Num(emitP99 * 2)},
+		ReadLag:  Quant{P50: Num(math.NaN()), P99: Num(math.NaN()), Max: Num(math.NaN())}, ReadLagEvents: 0,
+		TTFTBiasMean: Num(biasP99 / 3), EmitLagMean: Num(emitP99 / 3), RequestLegMean: Num(biasP99/3 - emitP99/3),
+		CPUPer1kTokensMs: 20, EndpointLateness: Quant{P99: 0.0005}}
+}
+
+// Summarize keeps one ladder per (mode, source) and pairs the sources per
+// rate, in -timestamps order, each figure the median of that source's runs
+// alone; the markdown shows the pair in one row.
+func TestSummarizePutsSourcesSideBySide(t *testing.T) {
+	o, err := parseFlags([]string{"-rates", "100,300", "-modes", "0", "-repeat", "2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := &Report{}
+	for _, rate := range o.rates {
+		for r := 0; r < 2; r++ {
+			k := fakeRun("kernel", rate, r, 0.0002*float64(r+1), 0.0001*float64(r+1))
+			k.ReadLag, k.ReadLagEvents = Quant{P50: 0.00005, P99: 0.0003, Max: 0.001}, 1000
+			rep.Runs = append(rep.Runs, k, fakeRun("user", rate, r, 0.002*float64(r+1), 0.001*float64(r+1)))
+		}
+	}
+	rep.Summarize(o)
+	if len(rep.Modes) != 2 || rep.Modes[0].Timestamps != "kernel" || rep.Modes[1].Timestamps != "user" {
+		t.Fatalf("ladders: %+v", rep.Modes)
+	}
+	for _, m := range rep.Modes {
+		if len(m.Rows) != 2 || m.Rows[0].Runs != 2 || m.Rows[0].Timestamps != m.Timestamps {
+			t.Errorf("%s ladder rows: %+v", m.Timestamps, m.Rows)
+		}
+	}
+	if len(rep.SideBySide) != 2 {
+		t.Fatalf("side by side: %d comparisons, want one per rate", len(rep.SideBySide))
+	}
+	c := rep.SideBySide[1]
+	if c.Rate != 300 || len(c.Sources) != 2 || c.Sources[0].Timestamps != "kernel" || c.Sources[1].Timestamps != "user" {
+		t.Fatalf("comparison at 300: %+v", c)
+	}
+	// Medians of (0.2, 0.4) ms and (2, 4) ms: the sources never mix.
+	if k, u := float64(c.Sources[0].TTFTBias.P99), float64(c.Sources[1].TTFTBias.P99); math.Abs(k-0.0003) > 1e-12 || math.Abs(u-0.003) > 1e-12 {
+		t.Errorf("TTFT bias p99 kernel %g, user %g; want 0.0003 and 0.003", k, u)
+	}
+	md := rep.Markdown(o)
+	for _, want := range []string{
+		"each cell kernel / user",
+		"| 300 | 300.0 / 300.0 | 0.075 / 0.750 | 0.300 / 3.000 | 0.038 / 0.375 | 0.150 / 1.500 | 0.050, 0.300 (1000) / none | 0.050 / 0.500 | 20.0 / 20.0 | 0.500 / 0.500 |",
+		"#### kernel timestamps", "#### user timestamps",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md)
+		}
+	}
+	js, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back struct {
+		SideBySide []struct {
+			Sources []struct {
+				Timestamps string `json:"timestamps"`
+				EmitLag    Quant  `json:"emit_lag_seconds"`
+			} `json:"sources"`
+		} `json:"side_by_side"`
+	}
+	if err := json.Unmarshal(js, &back); err != nil || len(back.SideBySide) != 2 || back.SideBySide[0].Sources[1].Timestamps != "user" {
+		t.Errorf("JSON side_by_side: %+v, %v", back, err)
 	}
 }

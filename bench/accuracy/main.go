@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/llmprobe/llmprobe/internal/config"
+	"github.com/llmprobe/llmprobe/internal/netstamp"
 )
 
 type options struct {
@@ -50,6 +51,9 @@ type options struct {
 	rssSettle  time.Duration
 	pause      time.Duration
 	api        string
+	// timestamps are the event-time sources compared: each (mode, rate,
+	// repeat) runs once per source, back to back, with the same seed.
+	timestamps []string
 }
 
 func apiList() string {
@@ -84,6 +88,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.DurationVar(&o.rssITL, "rss-itl", 200*time.Millisecond, "Token interval of the slow endpoint used for the RSS run (keeps streams open).")
 	fs.IntVar(&o.rssTokens, "rss-tokens", 256, "Output tokens per stream in the RSS run.")
 	fs.DurationVar(&o.rssSettle, "rss-settle", 5*time.Second, "Time after the RSS run's daemon is ready before RSS is read.")
+	stamps := fs.String("timestamps", "kernel,user", "Comma-separated event-time sources (the target's timestamps: kernel, user or auto); each (mode, rate, repeat) runs once per source, back to back, same seed.")
 	fs.DurationVar(&o.pause, "pause", 500*time.Millisecond, "Pause between runs (the endpoint ends the previous run's streams).")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -106,6 +111,19 @@ func parseFlags(args []string) (*options, error) {
 		return v, err
 	}); err != nil {
 		return nil, fmt.Errorf("-modes: %w", err)
+	}
+	if o.timestamps, err = parseList(*stamps, func(s string) (string, error) {
+		if _, err := netstamp.ParseMode(s); err != nil || s == "" {
+			return "", fmt.Errorf("source %q must be kernel, user or auto", s)
+		}
+		return s, nil
+	}); err != nil {
+		return nil, fmt.Errorf("-timestamps: %w", err)
+	}
+	for i, s := range o.timestamps {
+		if slices.Contains(o.timestamps[:i], s) {
+			return nil, fmt.Errorf("-timestamps: %q twice", s)
+		}
 	}
 	switch {
 	case o.repeat < 1:
@@ -183,7 +201,7 @@ func run(ctx context.Context, o *options) error {
 	}
 
 	report := &Report{Started: time.Now().UTC(), Machine: describeMachine(), Options: optionsJSON(o)}
-	runs := len(o.rates) * len(o.modes) * o.repeat
+	runs := len(o.rates) * len(o.modes) * o.repeat * len(o.timestamps)
 	perRun := o.warmup + o.duration + o.pause + time.Second
 	fmt.Fprintf(os.Stderr, "%d runs of ~%s each, ~%s in all (plus the RSS runs)\n", runs, perRun.Round(time.Second), (time.Duration(runs) * perRun).Round(time.Second))
 
@@ -198,16 +216,20 @@ func run(ctx context.Context, o *options) error {
 	for _, mode := range o.modes {
 		for _, rate := range o.rates {
 			for rep := 0; rep < o.repeat; rep++ {
-				n++
-				r, err := b.openLoopRun(ctx, sim, simAddr, mode, rate, rep)
-				if err != nil {
-					return fmt.Errorf("workers=%d rate=%g run %d: %w", mode, rate, rep+1, err)
-				}
-				fmt.Fprintf(os.Stderr, "[%d/%d] workers=%d rate=%g: achieved %.1f/s, TTFT bias p99 %s, emit lag p99 %s, %.1f ms CPU/1k tokens, saturated=%v\n",
-					n, runs, mode, rate, float64(r.AchievedRate), ms(r.TTFTBias.P99), ms(r.EmitLag.P99), float64(r.CPUPer1kTokensMs), r.Saturated)
-				report.Runs = append(report.Runs, r)
-				if err := sleep(ctx, o.pause); err != nil {
-					return err
+				// The sources back to back, same seed: the same Poisson
+				// schedule against the same endpoint, moments apart.
+				for _, src := range o.timestamps {
+					n++
+					r, err := b.openLoopRun(ctx, sim, simAddr, mode, rate, rep, src)
+					if err != nil {
+						return fmt.Errorf("workers=%d rate=%g timestamps=%s run %d: %w", mode, rate, src, rep+1, err)
+					}
+					fmt.Fprintf(os.Stderr, "[%d/%d] workers=%d rate=%g timestamps=%s: achieved %.1f/s, TTFT bias p99 %s, emit lag p99 %s, %.1f ms CPU/1k tokens, saturated=%v\n",
+						n, runs, mode, rate, src, float64(r.AchievedRate), ms(r.TTFTBias.P99), ms(r.EmitLag.P99), float64(r.CPUPer1kTokensMs), r.Saturated)
+					report.Runs = append(report.Runs, r)
+					if err := sleep(ctx, o.pause); err != nil {
+						return err
+					}
 				}
 			}
 		}
@@ -318,8 +340,9 @@ func (b *bench) startDaemon(ctx context.Context, name, yml string, workers int) 
 // openLoopConfig is the daemon's config for one run. The in-flight cap is
 // three times what Little's law predicts, so a drop means the client (not
 // the cap) fell behind; the seed varies per repeat so that repeats are
-// independent draws of the Poisson schedule.
-func (b *bench) openLoopConfig(simAddr string, rate float64, seed int) string {
+// independent draws of the Poisson schedule, and not per timestamp source,
+// so that the sources are compared on the same draw.
+func (b *bench) openLoopConfig(simAddr string, rate float64, seed int, timestamps string) string {
 	streamSeconds := (b.o.ttft + time.Duration(b.o.outTokens-1)*b.o.itl).Seconds()
 	maxInFlight := int(math.Ceil(rate*streamSeconds*3)) + 100
 	return fmt.Sprintf(`global:
@@ -329,6 +352,7 @@ targets:
     url: http://%s
     api: %s
     model: bench
+    timestamps: %s
 scenarios:
   - name: accuracy
     timeout: 60s
@@ -337,7 +361,7 @@ scenarios:
 probes:
   - targets: [sim]
     scenarios: [accuracy]
-`, seed, simAddr, b.o.api, b.o.arrival, rate, maxInFlight, b.o.inTokens, b.o.outTokens)
+`, seed, simAddr, b.o.api, timestamps, b.o.arrival, rate, maxInFlight, b.o.inTokens, b.o.outTokens)
 }
 
 // window is what both ends looked like at one edge of the measured window.
@@ -364,9 +388,9 @@ func (b *bench) edge(ctx context.Context, daemonAddr string, daemon, sim *proc, 
 	return w, nil
 }
 
-func (b *bench) openLoopRun(ctx context.Context, sim *proc, simAddr string, workers int, rate float64, rep int) (RunResult, error) {
-	name := fmt.Sprintf("daemon-w%d-r%g-%d", workers, rate, rep)
-	d, addr, err := b.startDaemon(ctx, name, b.openLoopConfig(simAddr, rate, rep+1), workers)
+func (b *bench) openLoopRun(ctx context.Context, sim *proc, simAddr string, workers int, rate float64, rep int, timestamps string) (RunResult, error) {
+	name := fmt.Sprintf("daemon-w%d-r%g-%d-%s", workers, rate, rep, timestamps)
+	d, addr, err := b.startDaemon(ctx, name, b.openLoopConfig(simAddr, rate, rep+1, timestamps), workers)
 	if err != nil {
 		return RunResult{}, err
 	}
@@ -388,7 +412,7 @@ func (b *bench) openLoopRun(ctx context.Context, sim *proc, simAddr string, work
 	if d.exited() {
 		return RunResult{}, fmt.Errorf("daemon exited during the run:\n%s", d.logTail())
 	}
-	return measure(a, z, workers, rate, rep, b.o)
+	return measure(a, z, workers, rate, rep, timestamps, b.o)
 }
 
 // RSSResult is the memory cost of holding streams open.

@@ -48,6 +48,7 @@ type RunResult struct {
 	RequestedRate float64 `json:"requested_rate"`
 	Repeat        int     `json:"repeat"`
 	Seed          int     `json:"seed"`
+	Timestamps    string  `json:"timestamps"` // the target's event-time source: kernel, user or auto
 
 	WindowSeconds Num `json:"window_seconds"`
 	Completed     Num `json:"completed"` // requests that ended in the window, any outcome
@@ -63,6 +64,21 @@ type RunResult struct {
 	TTFT          Quant `json:"ttft_seconds"`
 	ITL           Quant `json:"itl_seconds"`
 	MeanE2E       Num   `json:"mean_e2e_seconds"`
+
+	// ReadLag is, per text event with a kernel stamp, the user-space read
+	// time minus the kernel's: what user-space stamps would have added.
+	// ReadLagEvents counts them, so a kernel run shows it got its stamps
+	// (and a user run shows 0).
+	ReadLag       Quant `json:"read_lag_seconds"`
+	ReadLagEvents Num   `json:"read_lag_events"`
+	Coalesced     Num   `json:"coalesced_events"` // text events one read delivered with another
+	// RequestLegMean is mean TTFT bias − mean emit lag: from the send stamp
+	// to the endpoint's arrival stamp, that is loopback transit plus the
+	// endpoint's own lateness in reading the request. An estimate: the emit
+	// lag's mean is over every text event, not the first alone.
+	TTFTBiasMean   Num `json:"ttft_bias_mean_seconds"`
+	EmitLagMean    Num `json:"emit_lag_mean_seconds"`
+	RequestLegMean Num `json:"request_leg_mean_seconds"`
 
 	ClientCPUSeconds Num   `json:"client_cpu_seconds"`
 	ClientCores      Num   `json:"client_cores"` // CPU seconds per second of window
@@ -81,8 +97,8 @@ type RunResult struct {
 }
 
 // measure turns the two edges of a run's window into its figures.
-func measure(a, z window, workers int, rate float64, rep int, o *options) (RunResult, error) {
-	r := RunResult{Workers: workers, RequestedRate: rate, Repeat: rep, Seed: rep + 1}
+func measure(a, z window, workers int, rate float64, rep int, timestamps string, o *options) (RunResult, error) {
+	r := RunResult{Workers: workers, RequestedRate: rate, Repeat: rep, Seed: rep + 1, Timestamps: timestamps}
 	win := z.daemon.At.Sub(a.daemon.At).Seconds()
 	if win <= 0 {
 		return r, fmt.Errorf("empty window")
@@ -102,6 +118,11 @@ func measure(a, z window, workers int, rate float64, rep int, o *options) (RunRe
 		"llmprobe_schedule_delay_seconds":         &r.ScheduleDelay,
 		"llmprobe_time_to_first_token_seconds":    &r.TTFT,
 		"llmprobe_inter_token_latency_seconds":    &r.ITL,
+		"llmprobe_client_read_lag_seconds":        &r.ReadLag,
+	}
+	means := map[string]*Num{
+		"llmprobe_ground_truth_ttft_bias_seconds": &r.TTFTBiasMean,
+		"llmprobe_ground_truth_emit_lag_seconds":  &r.EmitLagMean,
 	}
 	for name, q := range hists {
 		h, err := histDelta(a.daemon, z.daemon, name)
@@ -109,7 +130,15 @@ func measure(a, z window, workers int, rate float64, rep int, o *options) (RunRe
 			return r, err
 		}
 		*q = quant(h)
+		if m := means[name]; m != nil {
+			*m = Num(h.Mean())
+		}
+		if name == "llmprobe_client_read_lag_seconds" {
+			r.ReadLagEvents = Num(h.Count)
+		}
 	}
+	r.RequestLegMean = r.TTFTBiasMean - r.EmitLagMean
+	r.Coalesced = Num(delta("llmprobe_coalesced_events_total"))
 	e2e, err := histDelta(a.daemon, z.daemon, "llmprobe_request_duration_seconds")
 	if err != nil {
 		return r, err
@@ -153,6 +182,7 @@ func rateTolerance(tol float64, arrival string, rate, window float64) float64 {
 // Row is one (mode, rate): the median of its runs.
 type Row struct {
 	Workers       int       `json:"workers"`
+	Timestamps    string    `json:"timestamps"`
 	Rate          float64   `json:"requested_rate"`
 	Runs          int       `json:"runs"`
 	Median        RunResult `json:"median"`
@@ -160,13 +190,45 @@ type Row struct {
 	Clean         bool      `json:"clean"`
 }
 
-// ModeSummary is the ladder of one mode and its highest clean rate.
+// ModeSummary is the ladder of one mode with one timestamp source and its
+// highest clean rate.
 type ModeSummary struct {
-	Workers int   `json:"workers"`
-	Rows    []Row `json:"rows"`
+	Workers    int    `json:"workers"`
+	Timestamps string `json:"timestamps"`
+	Rows       []Row  `json:"rows"`
 	// HighestCleanRate is the highest rate at which this and every lower
 	// rate was clean; 0 when the lowest was not.
 	HighestCleanRate float64 `json:"highest_clean_rate"`
+}
+
+// Comparison is one (mode, rate) measured with each timestamp source.
+type Comparison struct {
+	Workers int             `json:"workers"`
+	Rate    float64         `json:"requested_rate"`
+	Sources []SourceFigures `json:"sources"`
+}
+
+// SourceFigures is what distinguishes the sources, from one median row.
+type SourceFigures struct {
+	Timestamps       string `json:"timestamps"`
+	Runs             int    `json:"runs"`
+	AchievedRate     Num    `json:"achieved_rate"`
+	TTFTBias         Quant  `json:"ttft_bias_seconds"`
+	EmitLag          Quant  `json:"emit_lag_seconds"`
+	ReadLag          Quant  `json:"read_lag_seconds"`
+	ReadLagEvents    Num    `json:"read_lag_events"`
+	RequestLegMean   Num    `json:"request_leg_mean_seconds"`
+	CPUPer1kTokensMs Num    `json:"cpu_ms_per_1k_tokens"`
+	EndpointLateness Quant  `json:"endpoint_emit_lateness_seconds"`
+	EndpointCores    Num    `json:"endpoint_cores"`
+}
+
+func sourceFigures(row Row) SourceFigures {
+	r := row.Median
+	return SourceFigures{Timestamps: row.Timestamps, Runs: row.Runs, AchievedRate: r.AchievedRate,
+		TTFTBias: r.TTFTBias, EmitLag: r.EmitLag, ReadLag: r.ReadLag, ReadLagEvents: r.ReadLagEvents,
+		RequestLegMean: r.RequestLegMean, CPUPer1kTokensMs: r.CPUPer1kTokensMs,
+		EndpointLateness: r.EndpointLateness, EndpointCores: r.EndpointCores}
 }
 
 // Report is the JSON output.
@@ -176,8 +238,11 @@ type Report struct {
 	Machine  Machine        `json:"machine"`
 	Options  map[string]any `json:"options"`
 	Modes    []ModeSummary  `json:"modes"`
-	RSS      []RSSResult    `json:"rss"`
-	Runs     []RunResult    `json:"runs"`
+	// SideBySide pairs, per mode and rate, the sources' median rows in the
+	// order of -timestamps: the comparison the runs were made for.
+	SideBySide []Comparison `json:"side_by_side"`
+	RSS        []RSSResult  `json:"rss"`
+	Runs       []RunResult  `json:"runs"`
 }
 
 func optionsJSON(o *options) map[string]any {
@@ -187,6 +252,7 @@ func optionsJSON(o *options) map[string]any {
 		"ttft": o.ttft.String(), "itl": o.itl.String(), "output_tokens": o.outTokens, "input_tokens": o.inTokens,
 		"arrival": o.arrival, "api": o.api, "bias_limit": o.biasLimit.String(), "rate_tolerance": o.rateTol,
 		"rss_streams": o.rssStreams, "rss_itl": o.rssITL.String(), "rss_tokens": o.rssTokens,
+		"timestamps": o.timestamps,
 	}
 }
 
@@ -198,33 +264,56 @@ func (r *RunResult) clean(biasLimit time.Duration) bool {
 		r.Dropped == 0 && r.Errors == 0
 }
 
-// Summarize groups runs by mode and rate into median rows.
+// Summarize groups runs by mode, timestamp source and rate into median
+// rows, and pairs the sources' rows per mode and rate.
 func (rep *Report) Summarize(o *options) {
-	rep.Modes = nil
+	rep.Modes, rep.SideBySide = nil, nil
 	for _, mode := range o.modes {
-		ms := ModeSummary{Workers: mode}
-		for _, rate := range o.rates {
-			var runs []RunResult
-			for _, r := range rep.Runs {
-				if r.Workers == mode && r.RequestedRate == rate {
-					runs = append(runs, r)
-				}
-			}
-			if len(runs) == 0 {
-				continue
-			}
-			row := Row{Workers: mode, Rate: rate, Runs: len(runs), Median: medianRun(runs)}
-			for _, r := range runs {
-				if r.Saturated {
-					row.SaturatedRuns++
-				}
-			}
-			row.Clean = row.Median.clean(o.biasLimit)
-			ms.Rows = append(ms.Rows, row)
+		for _, src := range o.timestamps {
+			rep.Modes = append(rep.Modes, rep.ladder(o, mode, src))
 		}
-		ms.HighestCleanRate = highestCleanRate(ms.Rows)
-		rep.Modes = append(rep.Modes, ms)
+		for _, rate := range o.rates {
+			c := Comparison{Workers: mode, Rate: rate}
+			for _, ms := range rep.Modes {
+				if ms.Workers != mode {
+					continue
+				}
+				for _, row := range ms.Rows {
+					if row.Rate == rate {
+						c.Sources = append(c.Sources, sourceFigures(row))
+					}
+				}
+			}
+			if len(c.Sources) > 0 {
+				rep.SideBySide = append(rep.SideBySide, c)
+			}
+		}
 	}
+}
+
+func (rep *Report) ladder(o *options, mode int, src string) ModeSummary {
+	ms := ModeSummary{Workers: mode, Timestamps: src}
+	for _, rate := range o.rates {
+		var runs []RunResult
+		for _, r := range rep.Runs {
+			if r.Workers == mode && r.RequestedRate == rate && r.Timestamps == src {
+				runs = append(runs, r)
+			}
+		}
+		if len(runs) == 0 {
+			continue
+		}
+		row := Row{Workers: mode, Timestamps: src, Rate: rate, Runs: len(runs), Median: medianRun(runs)}
+		for _, r := range runs {
+			if r.Saturated {
+				row.SaturatedRuns++
+			}
+		}
+		row.Clean = row.Median.clean(o.biasLimit)
+		ms.Rows = append(ms.Rows, row)
+	}
+	ms.HighestCleanRate = highestCleanRate(ms.Rows)
+	return ms
 }
 
 // highestCleanRate is the highest rate such that it and every lower rate
@@ -268,12 +357,13 @@ func medianRun(runs []RunResult) RunResult {
 	out := runs[0]
 	out.Repeat, out.Seed = -1, 0
 	quants := func(r *RunResult) []*Quant {
-		return []*Quant{&r.TTFTBias, &r.EmitLag, &r.ScheduleDelay, &r.TTFT, &r.ITL, &r.EndpointLateness}
+		return []*Quant{&r.TTFTBias, &r.EmitLag, &r.ScheduleDelay, &r.TTFT, &r.ITL, &r.EndpointLateness, &r.ReadLag}
 	}
 	nums := func(r *RunResult) []*Num {
 		ns := []*Num{&r.WindowSeconds, &r.Completed, &r.Errors, &r.Dropped, &r.AchievedRate, &r.RateRatio, &r.RateTolerance,
 			&r.MeanE2E, &r.ClientCPUSeconds, &r.ClientCores, &r.OutputTokens, &r.CPUPer1kTokensMs, &r.MeanInFlight,
-			&r.RSSPerStreamKiB, &r.SaturatedRequests, &r.EndpointCores}
+			&r.RSSPerStreamKiB, &r.SaturatedRequests, &r.EndpointCores,
+			&r.ReadLagEvents, &r.Coalesced, &r.TTFTBiasMean, &r.EmitLagMean, &r.RequestLegMean}
 		for _, q := range quants(r) {
 			ns = append(ns, &q.P50, &q.P99, &q.Max)
 		}
@@ -318,6 +408,53 @@ func modeName(w int) string {
 	return fmt.Sprintf("%d worker processes (`--workers=%d`)", w, w)
 }
 
+// joined formats each source's figure, in source order, joined by " / ".
+func joined(srcs []SourceFigures, f func(SourceFigures) string) string {
+	parts := make([]string, len(srcs))
+	for i, s := range srcs {
+		parts[i] = f(s)
+	}
+	return strings.Join(parts, " / ")
+}
+
+// sideBySideMarkdown is the comparison table of one mode: every cell holds
+// each source's figure in the order of -timestamps.
+func (rep *Report) sideBySideMarkdown(b *strings.Builder, workers int) {
+	var cs []Comparison
+	for _, c := range rep.SideBySide {
+		if c.Workers == workers {
+			cs = append(cs, c)
+		}
+	}
+	if len(cs) == 0 {
+		return
+	}
+	order := joined(cs[0].Sources, func(s SourceFigures) string { return s.Timestamps })
+	fmt.Fprintf(b, "Side by side, each cell %s (same endpoint, same seed, back to back):\n\n", order)
+	b.WriteString("| req/s | achieved req/s | TTFT bias p50 ms | TTFT bias p99 ms | emit lag p50 ms | emit lag p99 ms | read lag p50 / p99 ms (kernel-stamped events) | request leg mean ms | CPU ms / 1k tok | endpoint lateness p99 ms |\n")
+	b.WriteString("|---:|---|---|---|---|---|---|---|---|---|\n")
+	for _, c := range cs {
+		fmt.Fprintf(b, "| %g | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", c.Rate,
+			joined(c.Sources, func(s SourceFigures) string { return f1(s.AchievedRate) }),
+			joined(c.Sources, func(s SourceFigures) string { return ms(s.TTFTBias.P50) }),
+			joined(c.Sources, func(s SourceFigures) string { return ms(s.TTFTBias.P99) }),
+			joined(c.Sources, func(s SourceFigures) string { return ms(s.EmitLag.P50) }),
+			joined(c.Sources, func(s SourceFigures) string { return ms(s.EmitLag.P99) }),
+			joined(c.Sources, func(s SourceFigures) string {
+				if s.ReadLagEvents == 0 || math.IsNaN(float64(s.ReadLagEvents)) {
+					return "none"
+				}
+				return fmt.Sprintf("%s, %s (%.0f)", ms(s.ReadLag.P50), ms(s.ReadLag.P99), float64(s.ReadLagEvents))
+			}),
+			joined(c.Sources, func(s SourceFigures) string { return ms(s.RequestLegMean) }),
+			joined(c.Sources, func(s SourceFigures) string { return f1(s.CPUPer1kTokensMs) }),
+			joined(c.Sources, func(s SourceFigures) string { return ms(s.EndpointLateness.P99) }))
+	}
+	b.WriteString("\nRead lag: user-space read time minus the kernel's receive stamp, per text event that had one (count in brackets); " +
+		"with user stamps it is what the figures silently include. Request leg: mean TTFT bias minus mean emit lag, the send stamp to " +
+		"the endpoint's arrival stamp: loopback transit plus the endpoint's own lateness in reading the request.\n\n")
+}
+
 // Markdown renders the summary tables.
 func (rep *Report) Markdown(o *options) string {
 	var b strings.Builder
@@ -332,8 +469,12 @@ func (rep *Report) Markdown(o *options) string {
 	}
 	fmt.Fprintf(&b, "Endpoint: TTFT %s, ITL %s, %d output tokens, %s arrivals; endpoint %s, llmprobe %s. Window %s after %s warm-up, median of %d runs.\n\n",
 		o.ttft, o.itl, o.outTokens, o.arrival, pin(o.serverCPUs), pin(o.clientCPUs), o.duration, o.warmup, o.repeat)
-	for _, mode := range rep.Modes {
-		fmt.Fprintf(&b, "### %s\n\n", modeName(mode.Workers))
+	for i, mode := range rep.Modes {
+		if i == 0 || rep.Modes[i-1].Workers != mode.Workers {
+			fmt.Fprintf(&b, "### %s\n\n", modeName(mode.Workers))
+			rep.sideBySideMarkdown(&b, mode.Workers)
+		}
+		fmt.Fprintf(&b, "#### %s timestamps\n\n", mode.Timestamps)
 		b.WriteString("| req/s | achieved/req (tol) | TTFT bias p50 / p99 / max ms | emit lag p50 / p99 / max ms | sched delay p50 / p99 ms | TTFT p99 / ITL p99 ms | CPU ms / 1k tok | client cores | RSS KiB / in-flight | saturated | endpoint lateness p99 ms (cores) | clean |\n")
 		b.WriteString("|---:|---|---|---|---|---|---:|---:|---:|---|---|---|\n")
 		for _, row := range mode.Rows {
