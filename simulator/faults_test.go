@@ -80,9 +80,16 @@ func TestResetFault(t *testing.T) {
 }
 
 func TestResetIsTCPReset(t *testing.T) {
-	// A raw connection sees RST (ECONNRESET), not an orderly FIN.
+	// A raw connection sees RST (ECONNRESET), not an orderly FIN: through
+	// httptest's plain conns and through Serve's stamped ones alike.
 	_, ts := newTestServer(t, fastConfig())
-	conn, err := net.Dial("tcp", ts.Listener.Addr().String())
+	t.Run("plain", func(t *testing.T) { checkReset(t, ts.Listener.Addr().String()) })
+	_, addr := newServedServer(t, fastConfig(), nil)
+	t.Run("stamped", func(t *testing.T) { checkReset(t, addr) })
+}
+
+func checkReset(t *testing.T, addr string) {
+	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}

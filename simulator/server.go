@@ -49,6 +49,12 @@ type Server struct {
 	// traceEmit, when set (by tests, before serving), sees every scheduled
 	// event: the model's schedule apart from the machine's timer noise.
 	traceEmit func(seq uint64, admitted, sched, emitted time.Time)
+	// beforeHandle, when set (by tests), runs at a completion handler's
+	// entry, before its own clock reading: a late handler.
+	beforeHandle func()
+	// traceArrival, when set (by tests), sees each completion request's
+	// arrival beside the handler's own clock reading at entry.
+	traceArrival func(arrival, handlerNow time.Time, kernel bool)
 
 	modelJSON []byte // the model name as a JSON string, escaped once
 	bufs      sync.Pool
@@ -131,15 +137,21 @@ func Serve(ctx context.Context, listenAddr string, cfg Config, logger *slog.Logg
 	if err != nil {
 		return "", nil, err
 	}
+	return s.serve(ctx, ln)
+}
+
+// serve serves s on ln, its accepted connections stamped (see arrival.go).
+func (s *Server) serve(ctx context.Context, ln net.Listener) (string, func(), error) {
 	srv := &http.Server{
 		Handler:           s.Handler(),
+		ConnContext:       connContext,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelDebug),
 	}
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(stampListener{ln, s}); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.logger.Error("simulator stopped serving", "err", err)
 		}
 	}()
@@ -212,7 +224,10 @@ var formats = [...]format{
 }
 
 func (s *Server) serveCompletion(w http.ResponseWriter, r *http.Request, api apiKind) {
-	arrival := time.Now()
+	if s.beforeHandle != nil {
+		s.beforeHandle()
+	}
+	handlerNow := time.Now()
 	f := formats[api]
 	if s.closed() {
 		f.writeError(w, http.StatusServiceUnavailable, "server is shutting down")
@@ -222,6 +237,10 @@ func (s *Server) serveCompletion(w http.ResponseWriter, r *http.Request, api api
 	if err != nil {
 		f.writeError(w, http.StatusBadRequest, "reading body: "+err.Error())
 		return
+	}
+	arrival, kernel := requestArrival(r, handlerNow)
+	if s.traceArrival != nil {
+		s.traceArrival(arrival, handlerNow, kernel)
 	}
 	p, err := f.parse(body, r.Header, &s.cfg)
 	if err != nil {
@@ -345,7 +364,7 @@ func (s *Server) updateAlarm() {
 func abortConn(w http.ResponseWriter) {
 	if hj, ok := w.(http.Hijacker); ok {
 		if conn, _, err := hj.Hijack(); err == nil {
-			if tc, ok := conn.(*net.TCPConn); ok {
+			if tc, ok := unwrapConn(conn); ok {
 				tc.SetLinger(0)
 			}
 			conn.Close()
