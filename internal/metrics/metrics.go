@@ -325,15 +325,28 @@ func (p *Probe) observeLatencies(r *record.Record) {
 			p.ex.observe(p.tpot, &p.ex.tpot, tpot.Seconds(), r)
 		}
 	}
-	for _, g := range r.Gaps {
+	// Only the request's longest gap may become the ITL exemplar (the
+	// sampler wants the slowest anyway): one sampler decision per record,
+	// not one lock per token.
+	slowest, slowestPer := -1, 0.0
+	for i, g := range r.Gaps {
 		k := g.Tokens
 		if k < 1 {
 			k = 1
 		}
 		per := (g.Gap / time.Duration(k)).Seconds()
-		p.ex.observe(p.itl, &p.ex.itl, per, r)
-		for i := int32(1); i < k; i++ {
+		if slowest < 0 || per > slowestPer {
+			slowest, slowestPer = i, per
+		}
+		for range k - 1 {
 			p.itl.Observe(per)
+		}
+	}
+	for i, g := range r.Gaps {
+		if i == slowest {
+			p.ex.observe(p.itl, &p.ex.itl, slowestPer, r)
+		} else {
+			p.itl.Observe((g.Gap / time.Duration(max(g.Tokens, 1))).Seconds())
 		}
 	}
 	if n, ok := r.NTPOT(); ok {
