@@ -95,6 +95,24 @@ func (s *sampleTap) summary() string {
 	return fmt.Sprintf("%d windows, %d events; window read-lag p99: min %v, median %v, p90 %v, max %v", len(p99s), events, q(0), q(.5), q(.9), q(1))
 }
 
+// medianP99 is the median of the windows' read-lag p99, over windows with
+// kernel-stamped events.
+func (s *sampleTap) medianP99() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var p99s []time.Duration
+	for _, smp := range s.samples {
+		if smp.ReadLagEvents > 0 {
+			p99s = append(p99s, smp.ReadLagP99)
+		}
+	}
+	if len(p99s) == 0 {
+		return 0
+	}
+	slices.Sort(p99s)
+	return p99s[len(p99s)/2]
+}
+
 // judged counts the windows with at least min kernel-stamped events.
 func (s *sampleTap) judged(min uint64) int {
 	s.mu.Lock()
@@ -106,6 +124,24 @@ func (s *sampleTap) judged(min uint64) int {
 		}
 	}
 	return n
+}
+
+// verdictsFollowFigures says which window's read-lag verdict disagrees with
+// its own figures under th (read lag the only signal), or "" if none. The
+// first sample has no window before it and is not judged.
+func (s *sampleTap) verdictsFollowFigures(th Thresholds) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, smp := range s.samples {
+		if i == 0 {
+			continue
+		}
+		want := smp.ReadLagEvents >= th.ReadLagMinEvents && smp.ReadLagP99 > th.ReadLagP99
+		if got := strings.HasPrefix(s.whys[i], "read lag"); got != want {
+			return fmt.Sprintf("window %d (%d events, read-lag p99 %v): judged bad on read lag %v (%q), want %v", i, smp.ReadLagEvents, smp.ReadLagP99, got, s.whys[i], want)
+		}
+	}
+	return ""
 }
 
 func (s *sampleTap) readLagWhys() []string {
@@ -147,41 +183,50 @@ var readLagOnly = Thresholds{
 
 // A worker process whose reading goroutines wait for a core (GOMAXPROCS 1
 // and busy goroutines) reads its events late: its read lag turns it
-// saturated, with read lag the reason. Under light load it stays quiet on
-// every signal, read lag included. The endpoint runs in the test process,
-// which the starvation does not reach, and the lags are the worker's own
-// stamps against the kernel's, not timed against the machine.
+// saturated, with read lag the reason, and its windows' read lag stands far
+// above a healthy worker's measured in the same run. A busy machine delays a
+// healthy reader too, and such a window is rightly judged bad, so the
+// healthy cases assert that every verdict follows its own figures, not that
+// none is bad. The endpoint runs in the test process, which the starvation
+// does not reach, and the lags are the worker's own stamps against the
+// kernel's, not timed against the machine.
 func TestReadLagVerdict(t *testing.T) {
 	ep := newEndpoint(t, 5*time.Millisecond, 2*time.Millisecond)
 	w0 := map[string]string{"worker": "0"}
+	healthy := map[int]time.Duration{} // median window read-lag p99 by workers
 
 	for _, workers := range []int{0, 1} {
 		t.Run(fmt.Sprintf("healthy/workers=%d", workers), func(t *testing.T) {
 			h := newPool(t, workers, 200*time.Millisecond)
 			tap := &sampleTap{}
-			h.pool.opts.Tap = tap
+			h.pool.opts.Tap, h.pool.opts.Thresholds = tap, readLagOnly
 			if err := h.pool.Apply(readLagConfig(t, ep.URL, 20)); err != nil {
 				t.Fatal(err)
 			}
 			eventually(t, 10*time.Second, "read lags observed", func() bool {
 				return h.value(t, "llmprobe_worker_client_read_lag_seconds", w0) > 0
 			})
+			saturated := 0
 			for range 15 {
-				if v := h.value(t, "llmprobe_client_saturated", w0); v != 0 {
-					t.Fatalf("llmprobe_client_saturated = %v at 20 req/s (%s)", v, tap.summary())
+				if h.value(t, "llmprobe_client_saturated", w0) != 0 {
+					saturated++
 				}
 				time.Sleep(200 * time.Millisecond)
 			}
 			t.Log(tap.summary())
-			if n := tap.judged(DefaultThresholds.ReadLagMinEvents); n < 5 {
+			if n := tap.judged(readLagOnly.ReadLagMinEvents); n < 5 {
 				t.Errorf("%d windows with enough kernel-stamped events to judge, want at least 5 (%s)", n, tap.summary())
 			}
-			if whys := tap.readLagWhys(); len(whys) > 0 {
-				t.Errorf("healthy windows judged bad on read lag: %q (%s)", whys, tap.summary())
+			if msg := tap.verdictsFollowFigures(readLagOnly); msg != "" {
+				t.Error(msg)
+			}
+			if whys := tap.readLagWhys(); saturated > 0 && len(whys) < readLagOnly.Persist {
+				t.Errorf("llmprobe_client_saturated = 1 at %d polls, but only %d windows bad on read lag (%q), want at least %d", saturated, len(whys), whys, readLagOnly.Persist)
 			}
 			if v := h.value(t, "llmprobe_timestamp_source", map[string]string{"target": "ref", "source": "kernel"}); v != 1 {
 				t.Errorf("llmprobe_timestamp_source{source=kernel} = %v, want 1", v)
 			}
+			healthy[workers] = tap.medianP99()
 		})
 	}
 	t.Run("starved reader", func(t *testing.T) {
@@ -198,6 +243,12 @@ func TestReadLagVerdict(t *testing.T) {
 		})
 		if whys := tap.readLagWhys(); len(whys) < readLagOnly.Persist {
 			t.Errorf("saturated, but %d windows bad on read lag (%q); want at least %d", len(whys), whys, readLagOnly.Persist)
+		}
+		if msg := tap.verdictsFollowFigures(readLagOnly); msg != "" {
+			t.Error(msg)
+		}
+		if base, ok := healthy[1]; ok && tap.medianP99() < 4*base {
+			t.Errorf("starved worker's median window read-lag p99 %v, under 4× the healthy worker's %v", tap.medianP99(), base)
 		}
 	})
 }
