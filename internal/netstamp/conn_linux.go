@@ -218,9 +218,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 func (s *sysConn) send(fd uintptr) bool {
 	for s.wn < len(s.wbuf) {
 		s.wc.stampWrite(&s.burst)
-		// syscall.Write, not unix.Write: its race annotation is the one
-		// the standard library's reads on the other side acquire.
-		n, err := syscall.Write(int(fd), s.wbuf[s.wn:])
+		n, err := rawWrite(fd, s.wbuf[s.wn:])
 		if n > 0 {
 			s.wn += n
 		}
