@@ -10,7 +10,8 @@ import (
 var errBodyTooLarge = errors.New("response body too large")
 
 // readJSON reads a non-streamed response. E2E is the arrival of its last
-// byte; TTFT stays undefined.
+// byte (the kernel's receive stamp on a stamped connection, as for a
+// stream's events); TTFT stays undefined.
 func (c *Client) readJSON(ctx context.Context, body io.Reader, sent time.Time, res *Result, st *doState) error {
 	if st.buf == nil {
 		st.buf = make([]byte, 0, 4<<10)
@@ -29,7 +30,7 @@ func (c *Client) readJSON(ctx context.Context, body io.Reader, sent time.Time, r
 		var n int
 		n, err = body.Read(b[len(b):cap(b)])
 		if n > 0 {
-			last = time.Now()
+			last = st.readTime()
 			b = b[:len(b)+n]
 		}
 		if err != nil {
@@ -47,6 +48,7 @@ func (c *Client) readJSON(ctx context.Context, body io.Reader, sent time.Time, r
 		return err
 	}
 	if last.IsZero() {
+		// No byte at all: the end is when the reader saw the body end.
 		last = time.Now()
 	}
 	res.E2E = last.Sub(sent)
@@ -75,4 +77,18 @@ func (c *Client) readJSON(ctx context.Context, body io.Reader, sent time.Time, r
 		res.ServerQueue = time.Duration(r.ServerQueueNs)
 	}
 	return nil
+}
+
+// readTime is when the bytes of the body's latest Read arrived: on a stamped
+// connection, the stamp of the connection's last read (the kernel's, unless
+// the wall clock stepped); else now. A Read served from the transport's
+// buffer returns bytes an earlier read brought, and that read's stamp is
+// theirs.
+func (st *doState) readTime() time.Time {
+	if st.stampConn != nil {
+		if t, _ := st.guard.Time(st.stampConn.LastReadStamp()); !t.IsZero() {
+			return t
+		}
+	}
+	return time.Now()
 }

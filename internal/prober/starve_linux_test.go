@@ -46,7 +46,17 @@ func starveServer() {
 	go func() { time.Sleep(time.Minute); os.Exit(0) }()
 	fmt.Println(ln.Addr().String())
 	http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
+		arrived := time.Now()
+		body, _ := io.ReadAll(r.Body)
+		if !strings.Contains(string(body), `"stream":true`) {
+			// A non-streamed reply, written in one write 25 ms later,
+			// carrying the server's own arrival-to-write time as its
+			// ground truth.
+			time.Sleep(25 * time.Millisecond)
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"choices":[{"index":0,"message":{"role":"assistant","content":"t0 t1"}}],"usage":{"prompt_tokens":1,"completion_tokens":2},"llmprobe_ttft_ns":%d}`, time.Since(arrived))
+			return
+		}
 		w.Header().Set("Content-Type", "text/event-stream")
 		w.(http.Flusher).Flush()
 		// Events 25 ms apart, longer than the client's starvation (one
@@ -71,48 +81,13 @@ func starveServer() {
 // the starvation. Not timed against the machine: the server runs in its own
 // process, and the two sources are compared on the same reads.
 func TestStarvedReaderKernelStampsHold(t *testing.T) {
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), starveServerEnv+"=1")
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { stdin.Close(); cmd.Wait() })
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil || strings.HasPrefix(line, "error") {
-		t.Fatalf("server: %q %v", line, err)
-	}
-	url := "http://" + strings.TrimSpace(line)
-
+	url := startStarveServer(t)
 	c := newTestClient(t, url, "", func(tg *config.Target) { tg.Timestamps = "kernel" })
 	req := Request{Prompt: "p", MaxTokens: 4, Stream: true}
 	res := &Result{}
 	// Opens the connection and lets the kernel turn receive stamping on.
 	c.Do(context.Background(), req, res)
-
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	stop := make(chan struct{})
-	spun := make(chan struct{})
-	go func() {
-		defer close(spun)
-		deadline := time.Now().Add(30 * time.Second)
-		for time.Now().Before(deadline) {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			for i := 0; i < 1e7; i++ { // no call, no yield: only async preemption stops it
-			}
-		}
-	}()
+	defer starve(t)()
 
 	const requests = 20
 	var kernelErr, userErr []time.Duration
@@ -133,8 +108,6 @@ func TestStarvedReaderKernelStampsHold(t *testing.T) {
 		kernelErr = append(kernelErr, res.EmitLags[0])
 		userErr = append(userErr, res.EmitLags[0]+res.ReadLags[0])
 	}
-	close(stop)
-	<-spun
 	if len(kernelErr) < requests*3/4 {
 		t.Fatalf("only %d of %d requests had kernel stamps on every event", len(kernelErr), requests)
 	}
@@ -148,5 +121,103 @@ func TestStarvedReaderKernelStampsHold(t *testing.T) {
 	}
 	if p50 := q(userErr, .5); p50 <= time.Millisecond {
 		t.Errorf("user-space TTFT error p50 %v: the starved reader did not show (is the starvation working?)", p50)
+	}
+}
+
+// startStarveServer runs the starved-reader tests' server in a process of
+// its own and returns its URL.
+func startStarveServer(t *testing.T) string {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), starveServerEnv+"=1")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stdin.Close(); cmd.Wait() })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || strings.HasPrefix(line, "error") {
+		t.Fatalf("server: %q %v", line, err)
+	}
+	return "http://" + strings.TrimSpace(line)
+}
+
+// starve starves this process' goroutines (GOMAXPROCS 1 and a goroutine
+// that never yields; the Go scheduler preempts it only every 10 ms) until
+// the returned function is called.
+func starve(t *testing.T) (end func()) {
+	t.Helper()
+	procs := runtime.GOMAXPROCS(1)
+	stop := make(chan struct{})
+	spun := make(chan struct{})
+	go func() {
+		defer close(spun)
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			for i := 0; i < 1e7; i++ { // no call, no yield: only async preemption stops it
+			}
+		}
+	}()
+	return func() { close(stop); <-spun; runtime.GOMAXPROCS(procs) }
+}
+
+// TestStarvedReaderNonStreamedEnd: a non-streamed reply ends at the kernel's
+// receive stamp of its last byte, so a starved reader does not add its
+// starvation to E2E; the same requests with user-space stamps, under the
+// same starvation, do. The error is E2E minus the server's own time from
+// the request's arrival to its one write (the server runs in a process of
+// its own), and the two sources are compared side by side, not against the
+// machine.
+func TestStarvedReaderNonStreamedEnd(t *testing.T) {
+	url := startStarveServer(t)
+	clients := map[string]*Client{}
+	for _, src := range []string{"kernel", "user"} {
+		clients[src] = newTestClient(t, url, "", func(tg *config.Target) { tg.Timestamps = src })
+	}
+	req := Request{Prompt: "p", MaxTokens: 2}
+	res := &Result{}
+	for _, c := range clients {
+		c.Do(context.Background(), req, res) // opens the connection
+	}
+	end := starve(t)
+	const requests = 20
+	errs := map[string][]time.Duration{}
+	for i := range requests {
+		for src, c := range clients {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			c.Do(ctx, req, res)
+			cancel()
+			if res.Outcome != OutcomeSuccess || res.KernelStamps != (src == "kernel") || !res.GroundTruth {
+				end()
+				t.Fatalf("%s request %d: outcome %v (%s), kernel stamps %v, ground truth %v", src, i, res.Outcome, res.Detail, res.KernelStamps, res.GroundTruth)
+			}
+			errs[src] = append(errs[src], res.E2E-res.ServerTTFT)
+		}
+	}
+	end()
+	q := func(s []time.Duration, f float64) time.Duration { return s[int(f*float64(len(s)-1))] }
+	for _, e := range errs {
+		slices.Sort(e)
+	}
+	k, u := errs["kernel"], errs["user"]
+	t.Logf("E2E − the server's arrival-to-write over %d requests each, p50/p90/max: kernel %v/%v/%v, user %v/%v/%v",
+		requests, q(k, .5), q(k, .9), q(k, 1), q(u, .5), q(u, .9), q(u, 1))
+	if q(u, .5) <= time.Millisecond {
+		t.Errorf("user-space E2E error p50 %v: the starved reader did not show (is the starvation working?)", q(u, .5))
+	}
+	if q(k, .5)*4 > q(u, .5) {
+		t.Errorf("kernel-stamped E2E error p50 %v, not under a quarter of the user-space one's %v under the same starvation", q(k, .5), q(u, .5))
 	}
 }
