@@ -110,6 +110,16 @@ probes: [{targets: [sim, wrong-model], scenarios: [chat]}]
 	if n := strings.Count(dom, `<tr class="worker">`); n != 2 {
 		t.Errorf("%d worker rows, want 2", n)
 	}
+	// Kernel stamps are the default on Linux: every worker's latest window
+	// shows its read lag (or "-" for a window without a text event).
+	for _, m := range regexp.MustCompile(`<td class="readlag">([^<]*)</td>`).FindAllStringSubmatch(dom, -1) {
+		if !regexp.MustCompile(`^(-|[0-9.]+(ms|µs|s) \([0-9]+\))$`).MatchString(m[1]) {
+			t.Errorf("worker read lag cell %q", m[1])
+		}
+	}
+	if !regexp.MustCompile(`<td class="readlag">[0-9.]+(ms|µs|s) \([0-9]+\)</td>`).MatchString(dom) {
+		t.Errorf("no worker shows a read lag p99")
+	}
 	if !strings.Contains(dom, "last reload successful") || !strings.Contains(dom, cfgFile) {
 		t.Errorf("the reload state is not shown")
 	}

@@ -200,6 +200,9 @@ func (c *Collector) Sample(worker int, s *record.Sample, why string) {
 	}
 }
 
+// ReasonReadLag is the kind of a window bad on its client read lag alone.
+const ReasonReadLag = "read_lag"
+
 // ReasonKind names the saturation signal a reason (worker.Thresholds.Judge)
 // is about.
 func ReasonKind(why string) string {
@@ -212,6 +215,8 @@ func ReasonKind(why string) string {
 		return "go_scheduler_latency"
 	case strings.Contains(why, "records waiting"):
 		return "record_backlog"
+	case strings.HasPrefix(why, "read lag"):
+		return ReasonReadLag
 	}
 	return "other"
 }

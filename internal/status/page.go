@@ -69,6 +69,10 @@ type WorkerView struct {
 	Why           string // why its windows were bad (latest), empty when none was
 	InFlight, Cap int64
 	SchedP99, Age string
+	// ReadLagP99 is the read lag p99 of the latest window's kernel-stamped
+	// text events, with their count; "-" for a window without any.
+	ReadLagP99    string
+	ReadLagEvents uint64
 }
 
 // Snapshot reads the window now.
@@ -90,7 +94,11 @@ func (w *Window) Snapshot() Page {
 	for _, id := range ids {
 		ws := w.workers[id]
 		v := WorkerView{Worker: id, Saturated: ws.sample.Saturated, Why: ws.lastWhy, InFlight: ws.sample.InFlight, Cap: ws.sample.InFlightCap,
-			SchedP99: report.Dur(ws.sample.SchedLatencyP99.Seconds()), Age: now.Sub(ws.seen).Round(100 * time.Millisecond).String()}
+			SchedP99: report.Dur(ws.sample.SchedLatencyP99.Seconds()), Age: now.Sub(ws.seen).Round(100 * time.Millisecond).String(),
+			ReadLagP99: "-", ReadLagEvents: ws.sample.ReadLagEvents}
+		if ws.sample.ReadLagEvents > 0 {
+			v.ReadLagP99 = report.Dur(ws.sample.ReadLagP99.Seconds())
+		}
 		page.Workers = append(page.Workers, v)
 	}
 	return page

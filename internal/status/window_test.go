@@ -59,7 +59,7 @@ func TestWindowLastMinute(t *testing.T) {
 		w.Record(&record.Record{Probe: 7, Result: prober.Result{Outcome: prober.OutcomeHTTP5xx, Status: 500, Detail: fmt.Sprintf("<b>boom %d</b>", i)}})
 	}
 	w.Sample(0, &record.Sample{Probes: []record.ProbeCounts{{ID: 7, InFlight: 3}}, Saturated: true}, "CPU at 95% of 1 cores")
-	w.Sample(1, &record.Sample{Probes: []record.ProbeCounts{{ID: 7, InFlight: 2}}}, "")
+	w.Sample(1, &record.Sample{Probes: []record.ProbeCounts{{ID: 7, InFlight: 2}}, ReadLagEvents: 64, ReadLagP99: 1500 * time.Microsecond}, "")
 	page := w.Snapshot()
 	p := page.Probes[0]
 	if p.TTFT.P50 != "50.00ms" || p.TTFT.P99 != "99.00ms" {
@@ -76,6 +76,9 @@ func TestWindowLastMinute(t *testing.T) {
 	}
 	if !page.Workers[0].Saturated || page.Workers[0].Why != "CPU at 95% of 1 cores" || page.Workers[1].Saturated {
 		t.Errorf("workers %+v", page.Workers)
+	}
+	if w0, w1 := page.Workers[0], page.Workers[1]; w0.ReadLagP99 != "-" || w1.ReadLagP99 != "1.50ms" || w1.ReadLagEvents != 64 {
+		t.Errorf("read lag p99: worker 0 %q, worker 1 %q over %d events; want - and 1.50ms over 64", w0.ReadLagP99, w1.ReadLagP99, w1.ReadLagEvents)
 	}
 	html, err := Render(page)
 	if err != nil {

@@ -73,13 +73,13 @@ func (t Thresholds) Judge(prev, cur *record.Sample, cores int) (bool, string) {
 		}
 	}
 	if cur.SchedLatencyP99 > t.SchedLatencyP99 {
-		return true, fmt.Sprintf("Go scheduler latency p99 %s", cur.SchedLatencyP99)
+		return true, fmt.Sprintf("Go scheduler latency p99 %s", cur.SchedLatencyP99.Round(time.Microsecond))
 	}
 	if cur.PipeBacklogBytes > t.BacklogBytes {
 		return true, fmt.Sprintf("%d bytes of records waiting for the supervisor", cur.PipeBacklogBytes)
 	}
 	if t.ReadLagP99 > 0 && cur.ReadLagEvents >= max(t.ReadLagMinEvents, 1) && cur.ReadLagP99 > t.ReadLagP99 {
-		return true, fmt.Sprintf("read lag p99 %s over %d kernel-stamped events", cur.ReadLagP99, cur.ReadLagEvents)
+		return true, fmt.Sprintf("read lag p99 %s over %d kernel-stamped events", cur.ReadLagP99.Round(time.Microsecond), cur.ReadLagEvents)
 	}
 	return false, ""
 }
