@@ -54,6 +54,10 @@ type options struct {
 	// timestamps are the event-time sources compared: each (mode, rate,
 	// repeat) runs once per source, back to back, with the same seed.
 	timestamps []string
+	// naive adds, per (rate, repeat), one run of the naive client
+	// (naive.go) right after llmprobe's, for CPU per 1,000 tokens side by
+	// side.
+	naive bool
 }
 
 func apiList() string {
@@ -90,6 +94,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.DurationVar(&o.rssSettle, "rss-settle", 5*time.Second, "Time after the RSS run's daemon is ready before RSS is read.")
 	stamps := fs.String("timestamps", "kernel,user", "Comma-separated event-time sources (the target's timestamps: kernel, user or auto); each (mode, rate, repeat) runs once per source, back to back, same seed.")
 	fs.DurationVar(&o.pause, "pause", 500*time.Millisecond, "Pause between runs (the endpoint ends the previous run's streams).")
+	fs.BoolVar(&o.naive, "naive", true, "Per rate and repeat, after llmprobe's runs, run the naive Go client (bench/README.md) against the same endpoint with the same seed, for CPU per 1,000 tokens side by side.")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -159,6 +164,11 @@ func parseList[T any](s string, parse func(string) (T, error)) ([]T, error) {
 }
 
 func main() {
+	// The naive client is this binary too: the benchmark re-executes itself
+	// with it, so that it is started and measured as the daemon is.
+	if len(os.Args) > 1 && os.Args[1] == naiveCommand {
+		os.Exit(naiveMain(os.Args[2:]))
+	}
 	o, err := parseFlags(os.Args[1:])
 	if err != nil {
 		os.Exit(2)
@@ -200,22 +210,37 @@ func run(ctx context.Context, o *options) error {
 		}
 	}
 
+	self := ""
+	if o.naive {
+		if self, err = os.Executable(); err != nil {
+			return fmt.Errorf("the naive client re-executes this binary: %w", err)
+		}
+	}
+
 	report := &Report{Started: time.Now().UTC(), Machine: describeMachine(), Options: optionsJSON(o)}
-	runs := len(o.rates) * len(o.modes) * o.repeat * len(o.timestamps)
+	perRate := len(o.modes) * len(o.timestamps)
+	if o.naive {
+		perRate++
+	}
+	runs := len(o.rates) * o.repeat * perRate
 	perRun := o.warmup + o.duration + o.pause + time.Second
 	fmt.Fprintf(os.Stderr, "%d runs of ~%s each, ~%s in all (plus the RSS runs)\n", runs, perRun.Round(time.Second), (time.Duration(runs) * perRun).Round(time.Second))
 
-	b := &bench{o: o, bin: bin, dir: dir}
+	b := &bench{o: o, bin: bin, dir: dir, self: self}
 	sim, simAddr, err := b.startEndpoint(ctx, "endpoint", o.ttft, o.itl)
 	if err != nil {
 		return err
 	}
 	defer sim.stop(2 * time.Second)
 
+	// Per rate and repeat, every client back to back against the same
+	// endpoint with the same seed: llmprobe in each mode with each source,
+	// then the naive client, so that their CPU per 1,000 tokens is compared
+	// on runs moments apart.
 	n := 0
-	for _, mode := range o.modes {
-		for _, rate := range o.rates {
-			for rep := 0; rep < o.repeat; rep++ {
+	for _, rate := range o.rates {
+		for rep := 0; rep < o.repeat; rep++ {
+			for _, mode := range o.modes {
 				// The sources back to back, same seed: the same Poisson
 				// schedule against the same endpoint, moments apart.
 				for _, src := range o.timestamps {
@@ -231,6 +256,20 @@ func run(ctx context.Context, o *options) error {
 						return err
 					}
 				}
+			}
+			if !o.naive {
+				continue
+			}
+			n++
+			r, err := b.naiveRun(ctx, sim, simAddr, rate, rep)
+			if err != nil {
+				return fmt.Errorf("naive client rate=%g run %d: %w", rate, rep+1, err)
+			}
+			fmt.Fprintf(os.Stderr, "[%d/%d] naive client rate=%g: achieved %.1f/s (endpoint), %.1f ms CPU/1k tokens, %.2f cores, errors %s\n",
+				n, runs, rate, float64(r.AchievedRate), float64(r.CPUPer1kTokensMs), float64(r.ClientCores), f1(r.ClientErrors))
+			report.Naive = append(report.Naive, r)
+			if err := sleep(ctx, o.pause); err != nil {
+				return err
 			}
 		}
 	}
@@ -294,6 +333,8 @@ type bench struct {
 	o   *options
 	bin string
 	dir string
+	// self is this binary, re-executed as the naive client.
+	self string
 }
 
 // startEndpoint serves the reference endpoint on loopback with a batch large
@@ -413,6 +454,81 @@ func (b *bench) openLoopRun(ctx context.Context, sim *proc, simAddr string, work
 		return RunResult{}, fmt.Errorf("daemon exited during the run:\n%s", d.logTail())
 	}
 	return measure(a, z, workers, rate, rep, timestamps, b.o)
+}
+
+// naiveEdge is what the naive client's run looked like at one edge of its
+// window: the client serves nothing, so its side is /proc alone.
+type naiveEdge struct {
+	endpoint       *Snapshot
+	client, server groupUsage
+}
+
+// naiveRun runs the naive client (naive.go) as a daemon run is run: this
+// binary re-executed through start (own process group, -client-cpus), the
+// same seed, rate, arrival process, token counts, warm-up and window,
+// against the same endpoint. It serves no metrics, so its tokens and
+// requests in the window come from the endpoint (see measureNaive) and its
+// CPU and RSS from its group in /proc. Stopped with SIGTERM, it prints its
+// own counts over the whole run, which are kept beside.
+func (b *bench) naiveRun(ctx context.Context, sim *proc, simAddr string, rate float64, rep int) (NaiveResult, error) {
+	// A safety bound well past the window: the benchmark stops it first.
+	bound := b.o.warmup + b.o.duration + 30*time.Second
+	p, err := start(b.dir, fmt.Sprintf("naive-r%g-%d", rate, rep), b.o.clientCPUs, b.self, naiveCommand,
+		"-url=http://"+simAddr, "-model=bench", "-rate="+strconv.FormatFloat(rate, 'g', -1, 64), "-seed="+strconv.Itoa(rep+1),
+		"-input-tokens="+strconv.Itoa(b.o.inTokens), "-output-tokens="+strconv.Itoa(b.o.outTokens),
+		"-arrival="+b.o.arrival, "-duration="+bound.String())
+	if err != nil {
+		return NaiveResult{}, err
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			p.stop(2 * time.Second)
+		}
+	}()
+	edge := func() (naiveEdge, error) {
+		var e naiveEdge
+		if p.exited() {
+			return e, fmt.Errorf("naive client exited during the run:\n%s", p.logTail())
+		}
+		var err error
+		if e.endpoint, err = scrape(ctx, "http://"+simAddr+"/metrics"); err != nil {
+			return e, err
+		}
+		if e.client, err = readGroup(p.pid()); err != nil {
+			return e, err
+		}
+		if e.server, err = readGroup(sim.pid()); err != nil {
+			return e, err
+		}
+		return e, nil
+	}
+	if err := sleep(ctx, b.o.warmup); err != nil {
+		return NaiveResult{}, err
+	}
+	a, err := edge()
+	if err != nil {
+		return NaiveResult{}, err
+	}
+	if err := sleep(ctx, b.o.duration); err != nil {
+		return NaiveResult{}, err
+	}
+	z, err := edge()
+	if err != nil {
+		return NaiveResult{}, err
+	}
+	r, err := measureNaive(a, z, rate, rep, b.o)
+	if err != nil {
+		return r, err
+	}
+	stopped = true
+	p.stop(2 * time.Second)
+	if counts, ok := parseNaiveSummary(p.logTail()); ok {
+		r.ClientRequests, r.ClientErrors, r.ClientTokens = Num(counts["requests"]), Num(counts["errors"]), Num(counts["tokens"])
+	} else {
+		fmt.Fprintf(os.Stderr, "naive client rate=%g run %d: no summary line at exit:\n%s\n", rate, rep+1, p.logTail())
+	}
+	return r, nil
 }
 
 // RSSResult is the memory cost of holding streams open.

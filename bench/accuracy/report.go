@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -94,7 +95,20 @@ type RunResult struct {
 
 	EndpointLateness Quant `json:"endpoint_emit_lateness_seconds"`
 	EndpointCores    Num   `json:"endpoint_cores"`
+	// EndpointEvents counts the text events the endpoint emitted in the
+	// window (its lateness histogram's count): the naive client's token
+	// count, here beside the daemon's own for a cross-check.
+	EndpointEvents Num `json:"endpoint_text_events"`
 }
+
+// endpointEvents is the metric a naive run's tokens come from: the
+// simulator observes its emit lateness once per scheduled (text) event,
+// after the write, and its default is one token per event.
+const endpointEvents = "llmprobe_simulator_emit_lateness_seconds"
+
+// endpointRequests counts the streams the endpoint ended, as vLLM's
+// end-to-end latency: observed once per completed request.
+const endpointRequests = "vllm:e2e_request_latency_seconds"
 
 // measure turns the two edges of a run's window into its figures.
 func measure(a, z window, workers int, rate float64, rep int, timestamps string, o *options) (RunResult, error) {
@@ -150,6 +164,7 @@ func measure(a, z window, workers int, rate float64, rep int, timestamps string,
 	}
 	r.EndpointLateness = quant(lateness)
 	r.EndpointCores = Num((z.server.CPUSeconds - a.server.CPUSeconds) / win)
+	r.EndpointEvents = Num(lateness.Count)
 
 	cpu := z.client.CPUSeconds - a.client.CPUSeconds
 	tokens := delta("llmprobe_output_tokens_total")
@@ -164,6 +179,69 @@ func measure(a, z window, workers int, rate float64, rep int, timestamps string,
 
 	r.SaturatedRequests = Num(delta("llmprobe_saturated_observations_total"))
 	r.Saturated = z.daemon.Max["llmprobe_client_saturated"] > 0 || r.SaturatedRequests > 0
+	return r, nil
+}
+
+// NaiveResult is one run of the naive client (naive.go), within its window.
+// It serves no metrics: the tokens are the endpoint's text events in the
+// window and the completed requests the endpoint's ended streams, so no
+// scrape of the client adds to its CPU; CPU and RSS are its process
+// group's, from /proc as for the daemon.
+type NaiveResult struct {
+	RequestedRate float64 `json:"requested_rate"`
+	Repeat        int     `json:"repeat"`
+	Seed          int     `json:"seed"`
+
+	WindowSeconds Num `json:"window_seconds"`
+	Completed     Num `json:"completed"` // streams the endpoint ended in the window
+	AchievedRate  Num `json:"achieved_rate"`
+	RateRatio     Num `json:"achieved_over_requested"`
+
+	ClientCPUSeconds Num   `json:"client_cpu_seconds"`
+	ClientCores      Num   `json:"client_cores"`
+	OutputTokens     Num   `json:"output_tokens"` // the endpoint's text events in the window
+	CPUPer1kTokensMs Num   `json:"cpu_ms_per_1k_tokens"`
+	ClientRSSBytes   int64 `json:"client_rss_bytes"`
+	ClientProcesses  int   `json:"client_processes"`
+
+	EndpointLateness Quant `json:"endpoint_emit_lateness_seconds"`
+	EndpointCores    Num   `json:"endpoint_cores"`
+
+	// The client's own summary line at exit, over its whole run (warm-up
+	// included, streams cut at the end excluded); null when it printed none.
+	ClientRequests Num `json:"client_requests"`
+	ClientErrors   Num `json:"client_errors"`
+	ClientTokens   Num `json:"client_tokens"`
+}
+
+// measureNaive turns the two edges of a naive run's window into its figures.
+func measureNaive(a, z naiveEdge, rate float64, rep int, o *options) (NaiveResult, error) {
+	nan := Num(math.NaN())
+	r := NaiveResult{RequestedRate: rate, Repeat: rep, Seed: rep + 1, ClientRequests: nan, ClientErrors: nan, ClientTokens: nan}
+	win := z.endpoint.At.Sub(a.endpoint.At).Seconds()
+	if win <= 0 {
+		return r, fmt.Errorf("empty window")
+	}
+	r.WindowSeconds = Num(win)
+	events, err := histDelta(a.endpoint, z.endpoint, endpointEvents)
+	if err != nil {
+		return r, err
+	}
+	ended, err := histDelta(a.endpoint, z.endpoint, endpointRequests)
+	if err != nil {
+		return r, err
+	}
+	tokens, completed := float64(events.Count), float64(ended.Count)
+	r.Completed, r.AchievedRate, r.RateRatio = Num(completed), Num(completed/win), Num(completed/win/rate)
+	cpu := z.client.CPUSeconds - a.client.CPUSeconds
+	r.ClientCPUSeconds, r.ClientCores, r.OutputTokens = Num(cpu), Num(cpu/win), Num(tokens)
+	r.CPUPer1kTokensMs = nan
+	if tokens > 0 {
+		r.CPUPer1kTokensMs = Num(cpu / tokens * 1000 * 1000)
+	}
+	r.ClientRSSBytes, r.ClientProcesses = z.client.RSSBytes, z.client.Procs
+	r.EndpointLateness = quant(events)
+	r.EndpointCores = Num((z.server.CPUSeconds - a.server.CPUSeconds) / win)
 	return r, nil
 }
 
@@ -223,6 +301,39 @@ type SourceFigures struct {
 	EndpointCores    Num    `json:"endpoint_cores"`
 }
 
+// CPUComparison is one rate's client CPU per 1,000 tokens: every llmprobe
+// (mode, source) ladder's median, the naive client's median, and the ratios
+// issue 11 sets targets for, taken between those medians (the runs differ,
+// so there is no within-run ratio to take).
+type CPUComparison struct {
+	Rate  float64   `json:"requested_rate"`
+	Cells []CPUCell `json:"llmprobe"`
+	// Naive is the naive client's median; NaiveRuns how many runs it is of.
+	NaiveRuns             int `json:"naive_runs"`
+	NaiveCPUPer1kTokensMs Num `json:"naive_cpu_ms_per_1k_tokens"`
+	NaiveAchievedRate     Num `json:"naive_achieved_rate"`
+	// RatioSource is the timestamp source the ratios are taken with:
+	// kernel, or the first of -timestamps when kernel was not run.
+	RatioSource string `json:"ratio_timestamps"`
+	// InProcessOverNaive is in-process ÷ naive (target ≤ 1).
+	InProcessOverNaive Num `json:"in_process_over_naive"`
+	// WorkersOverInProcess is, per N > 0, workers=N ÷ in-process (target ≤ 1.2).
+	WorkersOverInProcess []WorkersRatio `json:"workers_over_in_process"`
+}
+
+// CPUCell is one llmprobe ladder's median CPU per 1,000 tokens at a rate.
+type CPUCell struct {
+	Workers          int    `json:"workers"`
+	Timestamps       string `json:"timestamps"`
+	Runs             int    `json:"runs"`
+	CPUPer1kTokensMs Num    `json:"cpu_ms_per_1k_tokens"`
+}
+
+type WorkersRatio struct {
+	Workers int `json:"workers"`
+	Ratio   Num `json:"over_in_process"`
+}
+
 func sourceFigures(row Row) SourceFigures {
 	r := row.Median
 	return SourceFigures{Timestamps: row.Timestamps, Runs: row.Runs, AchievedRate: r.AchievedRate,
@@ -241,8 +352,13 @@ type Report struct {
 	// SideBySide pairs, per mode and rate, the sources' median rows in the
 	// order of -timestamps: the comparison the runs were made for.
 	SideBySide []Comparison `json:"side_by_side"`
-	RSS        []RSSResult  `json:"rss"`
-	Runs       []RunResult  `json:"runs"`
+	// CPUSideBySide is, per rate, llmprobe's CPU per 1,000 tokens in every
+	// mode and source beside the naive client's.
+	CPUSideBySide []CPUComparison `json:"cpu_side_by_side"`
+	RSS           []RSSResult     `json:"rss"`
+	Runs          []RunResult     `json:"runs"`
+	// Naive is every naive-client run (-naive), raw.
+	Naive []NaiveResult `json:"naive"`
 }
 
 func optionsJSON(o *options) map[string]any {
@@ -252,7 +368,7 @@ func optionsJSON(o *options) map[string]any {
 		"ttft": o.ttft.String(), "itl": o.itl.String(), "output_tokens": o.outTokens, "input_tokens": o.inTokens,
 		"arrival": o.arrival, "api": o.api, "bias_limit": o.biasLimit.String(), "rate_tolerance": o.rateTol,
 		"rss_streams": o.rssStreams, "rss_itl": o.rssITL.String(), "rss_tokens": o.rssTokens,
-		"timestamps": o.timestamps,
+		"timestamps": o.timestamps, "naive": o.naive,
 	}
 }
 
@@ -289,6 +405,67 @@ func (rep *Report) Summarize(o *options) {
 			}
 		}
 	}
+	rep.CPUSideBySide = rep.cpuSideBySide(o)
+}
+
+// ratioSource is the source the CPU ratios are taken with: kernel when it
+// was run, else the first of -timestamps.
+func ratioSource(o *options) string {
+	if slices.Contains(o.timestamps, "kernel") {
+		return "kernel"
+	}
+	return o.timestamps[0]
+}
+
+// cpuSideBySide builds, per rate, the CPU comparison from the ladders'
+// median rows (Summarize has built rep.Modes) and the naive runs.
+func (rep *Report) cpuSideBySide(o *options) []CPUComparison {
+	var out []CPUComparison
+	src := ratioSource(o)
+	for _, rate := range o.rates {
+		nan := Num(math.NaN())
+		c := CPUComparison{Rate: rate, RatioSource: src, NaiveCPUPer1kTokensMs: nan, NaiveAchievedRate: nan, InProcessOverNaive: nan}
+		byMode := map[int]Num{} // the ratio source's median per mode
+		for _, ms := range rep.Modes {
+			for _, row := range ms.Rows {
+				if row.Rate != rate {
+					continue
+				}
+				c.Cells = append(c.Cells, CPUCell{Workers: ms.Workers, Timestamps: ms.Timestamps, Runs: row.Runs, CPUPer1kTokensMs: row.Median.CPUPer1kTokensMs})
+				if ms.Timestamps == src {
+					byMode[ms.Workers] = row.Median.CPUPer1kTokensMs
+				}
+			}
+		}
+		var cpu, achieved []float64
+		for _, r := range rep.Naive {
+			if r.RequestedRate == rate {
+				cpu, achieved = append(cpu, float64(r.CPUPer1kTokensMs)), append(achieved, float64(r.AchievedRate))
+			}
+		}
+		if c.NaiveRuns = len(cpu); c.NaiveRuns > 0 {
+			c.NaiveCPUPer1kTokensMs, c.NaiveAchievedRate = Num(median(cpu)), Num(median(achieved))
+		}
+		if len(c.Cells) == 0 && c.NaiveRuns == 0 {
+			continue
+		}
+		inProc, ok := byMode[0]
+		if !ok {
+			inProc = nan
+		}
+		c.InProcessOverNaive = inProc / c.NaiveCPUPer1kTokensMs
+		for _, mode := range o.modes {
+			if mode > 0 {
+				w, ok := byMode[mode]
+				if !ok {
+					w = nan
+				}
+				c.WorkersOverInProcess = append(c.WorkersOverInProcess, WorkersRatio{Workers: mode, Ratio: w / inProc})
+			}
+		}
+		out = append(out, c)
+	}
+	return out
 }
 
 func (rep *Report) ladder(o *options, mode int, src string) ModeSummary {
@@ -363,7 +540,7 @@ func medianRun(runs []RunResult) RunResult {
 		ns := []*Num{&r.WindowSeconds, &r.Completed, &r.Errors, &r.Dropped, &r.AchievedRate, &r.RateRatio, &r.RateTolerance,
 			&r.MeanE2E, &r.ClientCPUSeconds, &r.ClientCores, &r.OutputTokens, &r.CPUPer1kTokensMs, &r.MeanInFlight,
 			&r.RSSPerStreamKiB, &r.SaturatedRequests, &r.EndpointCores,
-			&r.ReadLagEvents, &r.Coalesced, &r.TTFTBiasMean, &r.EmitLagMean, &r.RequestLegMean}
+			&r.ReadLagEvents, &r.Coalesced, &r.TTFTBiasMean, &r.EmitLagMean, &r.RequestLegMean, &r.EndpointEvents}
 		for _, q := range quants(r) {
 			ns = append(ns, &q.P50, &q.P99, &q.Max)
 		}
@@ -399,6 +576,91 @@ func f1(n Num) string {
 		return "–"
 	}
 	return strconv.FormatFloat(float64(n), 'f', 1, 64)
+}
+
+// f2 formats a ratio.
+func f2(n Num) string {
+	if math.IsNaN(float64(n)) || math.IsInf(float64(n), 0) {
+		return "–"
+	}
+	return strconv.FormatFloat(float64(n), 'f', 2, 64)
+}
+
+func shortModeName(w int) string {
+	if w == 0 {
+		return "in-process"
+	}
+	return fmt.Sprintf("workers=%d", w)
+}
+
+// cpuMarkdown is the first table: per rate, the median CPU ms per 1,000
+// tokens of every llmprobe (mode, source) and of the naive client, and the
+// ratios issue 11 sets targets for.
+func (rep *Report) cpuMarkdown(b *strings.Builder, o *options) {
+	cs := rep.CPUSideBySide
+	if len(cs) == 0 {
+		return
+	}
+	type col struct {
+		workers int
+		src     string
+	}
+	var cols []col
+	for _, ms := range rep.Modes {
+		if len(ms.Rows) > 0 {
+			cols = append(cols, col{ms.Workers, ms.Timestamps})
+		}
+	}
+	src := cs[0].RatioSource
+	b.WriteString("### Client CPU per 1,000 tokens, side by side\n\n")
+	fmt.Fprintf(b, "Median CPU ms per 1,000 streamed tokens (client process group, /proc), llmprobe in each mode and source and the naive Go client "+
+		"(bench/README.md), per rate and repeat back to back against the same endpoint with the same seed. Ratios are of the medians, with %s timestamps; "+
+		"issue 11's targets: in-process / naive ≤ 1, workers / in-process ≤ 1.2.\n\n", src)
+	b.WriteString("| req/s |")
+	align := "|---:|"
+	for _, c := range cols {
+		fmt.Fprintf(b, " %s %s |", shortModeName(c.workers), c.src)
+		align += "---:|"
+	}
+	fmt.Fprintf(b, " naive (runs) | in-process (%s) / naive |", src)
+	align += "---:|---:|"
+	var workerModes []int
+	for _, m := range o.modes {
+		if m > 0 {
+			workerModes = append(workerModes, m)
+			fmt.Fprintf(b, " workers=%d (%s) / in-process (%s) |", m, src, src)
+			align += "---:|"
+		}
+	}
+	b.WriteString("\n" + align + "\n")
+	for _, c := range cs {
+		fmt.Fprintf(b, "| %g |", c.Rate)
+		for _, col := range cols {
+			cell := "–"
+			for _, x := range c.Cells {
+				if x.Workers == col.workers && x.Timestamps == col.src {
+					cell = f1(x.CPUPer1kTokensMs)
+				}
+			}
+			fmt.Fprintf(b, " %s |", cell)
+		}
+		naive := "–"
+		if c.NaiveRuns > 0 {
+			naive = fmt.Sprintf("%s (%d)", f1(c.NaiveCPUPer1kTokensMs), c.NaiveRuns)
+		}
+		fmt.Fprintf(b, " %s | %s |", naive, f2(c.InProcessOverNaive))
+		for _, m := range workerModes {
+			ratio := Num(math.NaN())
+			for _, w := range c.WorkersOverInProcess {
+				if w.Workers == m {
+					ratio = w.Ratio
+				}
+			}
+			fmt.Fprintf(b, " %s |", f2(ratio))
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString("\n")
 }
 
 func modeName(w int) string {
@@ -469,6 +731,7 @@ func (rep *Report) Markdown(o *options) string {
 	}
 	fmt.Fprintf(&b, "Endpoint: TTFT %s, ITL %s, %d output tokens, %s arrivals; endpoint %s, llmprobe %s. Window %s after %s warm-up, median of %d runs.\n\n",
 		o.ttft, o.itl, o.outTokens, o.arrival, pin(o.serverCPUs), pin(o.clientCPUs), o.duration, o.warmup, o.repeat)
+	rep.cpuMarkdown(&b, o)
 	for i, mode := range rep.Modes {
 		if i == 0 || rep.Modes[i-1].Workers != mode.Workers {
 			fmt.Fprintf(&b, "### %s\n\n", modeName(mode.Workers))
