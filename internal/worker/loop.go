@@ -64,10 +64,23 @@ func (l *loop) run(ctx context.Context) error {
 	}()
 	tick := time.NewTicker(l.interval)
 	defer tick.Stop()
+	batch := time.NewTimer(drainDelay)
+	batch.Stop()
+	armed := false
 	l.sampler.sample(&l.prev, 0)
 	for {
+		// While a batch collects, the queue's signals are not listened
+		// to: each would wake the loop for nothing.
+		ready := l.q.Ready()
+		if armed {
+			ready = nil
+		}
 		select {
-		case <-l.q.Ready():
+		case <-ready:
+			batch.Reset(drainDelay)
+			armed = true
+		case <-batch.C:
+			armed = false
 			if err := l.drain(); err != nil {
 				return err
 			}
@@ -83,6 +96,13 @@ func (l *loop) run(ctx context.Context) error {
 		}
 	}
 }
+
+// drainDelay is how long the loop lets sends and records collect after the
+// first before it passes them on: one wake-up, one frame write and one
+// read on the supervisor's side per batch rather than per item. Nothing
+// downstream needs them sooner (the registry is scraped every few seconds;
+// the sample, which carries the verdict, is not delayed).
+const drainDelay = 20 * time.Millisecond
 
 func (l *loop) drain() error {
 	for _, it := range l.q.Drain() {
