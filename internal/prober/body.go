@@ -3,10 +3,7 @@ package prober
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"sort"
-	"sync"
-	"sync/atomic"
 	"unicode/utf8"
 )
 
@@ -86,56 +83,3 @@ func appendJSONString(b []byte, s string) []byte {
 	b = append(b, s[start:]...)
 	return append(b, '"')
 }
-
-// reqBody is a pooled request body. The transport may read and close the body
-// on its own goroutine, even after Do returns, so the buffer goes back to the
-// pool only when both Do and every reader handed to the transport let go.
-type reqBody struct {
-	buf     []byte
-	refs    atomic.Int32
-	getBody func() (io.ReadCloser, error) // bound once: a method value per request would allocate
-}
-
-// bodyReader is one reader over a reqBody. It is never reused (one small
-// allocation per request), because net/http may close a body more than once:
-// a late second Close must find its own closed flag, not a recycled one.
-type bodyReader struct {
-	rb     *reqBody
-	off    int
-	closed atomic.Bool
-}
-
-func (r *bodyReader) Read(p []byte) (int, error) {
-	if r.off >= len(r.rb.buf) {
-		return 0, io.EOF
-	}
-	n := copy(p, r.rb.buf[r.off:])
-	r.off += n
-	return n, nil
-}
-
-func (r *bodyReader) Close() error {
-	if r.closed.CompareAndSwap(false, true) {
-		r.rb.release()
-	}
-	return nil
-}
-
-// newReader serves GetBody (redirects, HTTP/2 retries): rare, so it may
-// allocate.
-func (rb *reqBody) newReader() (io.ReadCloser, error) {
-	rb.refs.Add(1)
-	return &bodyReader{rb: rb}, nil
-}
-
-func (rb *reqBody) release() {
-	if rb.refs.Add(-1) == 0 {
-		bodyPool.Put(rb)
-	}
-}
-
-var bodyPool = sync.Pool{New: func() any {
-	rb := &reqBody{}
-	rb.getBody = rb.newReader
-	return rb
-}}

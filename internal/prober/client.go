@@ -37,7 +37,10 @@ const (
 // use.
 type Client struct {
 	target string
-	http   *http.Client
+	// bodyHint is the largest request body so far: a new body's buffer
+	// starts that large and is not grown while it is written.
+	bodyHint atomic.Int64
+	http     *http.Client
 	// fresh never reuses a connection: a request whose reused connection
 	// failed before any response byte is sent again on it, once.
 	fresh *http.Client

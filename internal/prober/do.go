@@ -1,6 +1,7 @@
 package prober
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -136,10 +137,15 @@ func (c *Client) Do(ctx context.Context, req Request, res *Result) (sent time.Ti
 	res.Reset()
 	res.Stream = req.Stream
 
-	rb := bodyPool.Get().(*reqBody)
-	rb.buf = c.appendBody(rb.buf[:0], &req)
-	rb.refs.Store(1) // Do's; each attempt adds the transport's
-	defer rb.release()
+	// A fresh buffer per request, not a pooled one: the transport may
+	// still read the body after Do returns, and only a body net/http knows
+	// to be in memory (a *bytes.Reader) is written with the headers in one
+	// write; any other is flushed apart, a second write syscall, segment
+	// and wake-up on both sides per request.
+	body := c.appendBody(make([]byte, 0, c.bodyHint.Load()), &req)
+	if n := int64(len(body)); n > c.bodyHint.Load() {
+		c.bodyHint.Store(n)
+	}
 	header := c.plainHeader
 	if req.Stream {
 		header = c.streamHeader
@@ -155,7 +161,7 @@ func (c *Client) Do(ctx context.Context, req Request, res *Result) (sent time.Ti
 	st := getState()
 	// Timing starts here: everything above is client work, not latency.
 	sent = time.Now()
-	resp, headersAt, err := c.attempt(ctx, c.http, rb, header, st, sent)
+	resp, headersAt, err := c.attempt(ctx, c.http, body, header, st, sent)
 	// The send instant is taken at the socket where the connection is
 	// stamped: dialing, TLS and the transport's own goroutine hand-offs
 	// then stay out of the request's latency (Connect says how long a fresh
@@ -168,7 +174,7 @@ func (c *Client) Do(ctx context.Context, req Request, res *Result) (sent time.Ti
 		res.Retry = retryReason(err)
 		st = getState()
 		from = time.Now()
-		resp, headersAt, err = c.attempt(ctx, c.fresh, rb, header, st, from)
+		resp, headersAt, err = c.attempt(ctx, c.fresh, body, header, st, from)
 		from, ref, _ = st.socketSend(from)
 		res.Resent = from.Sub(sent)
 	}
@@ -256,8 +262,7 @@ func (c *Client) Do(ctx context.Context, req Request, res *Result) (sent time.Ti
 
 // attempt sends the body once through hc, with from as the attempt's send
 // instant.
-func (c *Client) attempt(ctx context.Context, hc *http.Client, rb *reqBody, header http.Header, st *doState, from time.Time) (*http.Response, time.Time, error) {
-	rb.refs.Add(1) // the transport's
+func (c *Client) attempt(ctx context.Context, hc *http.Client, body []byte, header http.Header, st *doState, from time.Time) (*http.Response, time.Time, error) {
 	st.dialer = c.stamps
 	hreq := (&http.Request{
 		Method:        http.MethodPost,
@@ -266,9 +271,9 @@ func (c *Client) attempt(ctx context.Context, hc *http.Client, rb *reqBody, head
 		ProtoMajor:    1,
 		ProtoMinor:    1,
 		Header:        header,
-		Body:          &bodyReader{rb: rb},
-		GetBody:       rb.getBody,
-		ContentLength: int64(len(rb.buf)),
+		Body:          io.NopCloser(bytes.NewReader(body)),
+		GetBody:       func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil },
+		ContentLength: int64(len(body)),
 		Host:          c.url.Host,
 	}).WithContext(httptrace.WithClientTrace(ctx, &st.trace))
 	st.sent = from

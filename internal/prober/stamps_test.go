@@ -59,8 +59,14 @@ func TestClientStampSources(t *testing.T) {
 			if i == 0 && res.Connect <= 0 || i > 0 && res.Connect != -1 {
 				t.Errorf("request %d: connect %v: want > 0 on the fresh connection, -1 once reused", i, res.Connect)
 			}
-			if res.TTFB <= 0 || res.TTFB > res.TTFT || res.TTFT > res.E2E || res.SendSpan < 0 {
-				t.Errorf("request %d: TTFB %v TTFT %v E2E %v send span %v", i, res.TTFB, res.TTFT, res.E2E, res.SendSpan)
+			if res.TTFB <= 0 || res.TTFB > res.TTFT || res.TTFT > res.E2E {
+				t.Errorf("request %d: TTFB %v TTFT %v E2E %v", i, res.TTFB, res.TTFT, res.E2E)
+			}
+			// A small request is one write syscall, headers and body
+			// together (a body net/http does not know to be in memory is
+			// flushed apart: two writes, a span between them).
+			if res.SendSpan != 0 {
+				t.Errorf("request %d: send span %v: the request took more than one write", i, res.SendSpan)
 			}
 			// The first request may lose its first reads' stamps while the
 			// kernel turns stamping on; later ones have them all.
