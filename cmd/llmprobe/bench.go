@@ -38,7 +38,7 @@ type oneShotFlags struct {
 func addOneShotFlags(cmd *kingpin.CmdClause, f *oneShotFlags) {
 	cmd.Flag("config.file", "llmprobe configuration file. Without it, the built-in reference endpoint is started on loopback and probed.").StringVar(&f.configFile)
 	cmd.Flag("workers", "Worker processes that send the load, as for the daemon; 0 sends it from this process.").
-		Default(strconv.Itoa(worker.Cores())).IntVar(&f.workers)
+		Default(strconv.Itoa(worker.DefaultWorkers())).IntVar(&f.workers)
 	cmd.Flag("load.replica", "Mixed with global.seed into every random draw, as for the daemon.").
 		Envar("LLMPROBE_REPLICA").Default(hostname()).StringVar(&f.replica)
 	cmd.Flag("shutdown.drain-timeout", "At the end, how long in-flight requests may finish before they are canceled.").Default("30s").DurationVar(&f.drain)

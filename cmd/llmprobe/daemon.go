@@ -65,8 +65,8 @@ func daemonCommand(app *kingpin.Application, logCfg *promslog.Config) (*kingpin.
 	cmd.Flag("web.enable-lifecycle", "Enable reload and shutdown over HTTP (POST /-/reload, POST /-/quit). SIGHUP reloads and SIGTERM shuts down either way.").BoolVar(&f.enableLifecycle)
 	cmd.Flag("web.enable-pprof", "Serve the daemon's Go profiles under /debug/pprof/ (and link them from the landing page).").BoolVar(&f.enablePprof)
 	cmd.Flag("shutdown.drain-timeout", "On shutdown or reload, how long in-flight requests may finish before they are canceled.").Default("30s").DurationVar(&f.drain)
-	cmd.Flag("workers", "Worker processes that send the load (default: the CPUs this process may use, container-aware); 0 sends it from the daemon's own process.").
-		Default(strconv.Itoa(worker.Cores())).IntVar(&f.workers)
+	cmd.Flag("workers", "Worker processes that send the load; 0 sends it from the daemon's own process. Default: 0 on up to 2 usable CPUs (container-aware), where in-process measured cheaper for the same accuracy; one per CPU above.").
+		Default(strconv.Itoa(worker.DefaultWorkers())).IntVar(&f.workers)
 	cmd.Flag("load.replica", "Mixed with global.seed into every random draw (prompts, arrival gaps), so that replicas of one configuration do not send the same sequence in lock-step. Default: the host name (a pod's name on Kubernetes). Give every instance the same value to reproduce a run exactly.").
 		Envar("LLMPROBE_REPLICA").Default(hostname()).StringVar(&f.replica)
 	f.web = kingpinflag.AddFlags(cmd, defaultListenAddress)

@@ -104,6 +104,22 @@ func newSampler(r *load.Runner) *sampler {
 // GOMAXPROCS follows the cgroup CPU limit).
 func Cores() int { return runtime.GOMAXPROCS(0) }
 
+// InProcessCores is the most cores on which the load runs in-process by
+// default. Measured on 2 shared cores (bench/README.md): 2 worker processes
+// cost 2-9% more CPU per token than in-process at 100-700 req/s, for the
+// same accuracy; above 2 cores one worker per core stays the default until
+// a bigger machine measures otherwise.
+const InProcessCores = 2
+
+// DefaultWorkers is --workers' default: 0 (in-process) on up to
+// InProcessCores usable cores, one worker per core above.
+func DefaultWorkers() int {
+	if c := Cores(); c > InProcessCores {
+		return c
+	}
+	return 0
+}
+
 // sample fills s for now; backlog is what the caller has not yet written.
 func (sm *sampler) sample(s *record.Sample, backlog int64) {
 	probes := s.Probes[:0]
