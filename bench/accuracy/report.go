@@ -615,7 +615,7 @@ func (rep *Report) cpuMarkdown(b *strings.Builder, o *options) {
 	b.WriteString("### Client CPU per 1,000 tokens, side by side\n\n")
 	fmt.Fprintf(b, "Median CPU ms per 1,000 streamed tokens (client process group, /proc), llmprobe in each mode and source and the naive Go client "+
 		"(bench/README.md), per rate and repeat back to back against the same endpoint with the same seed. Ratios are of the medians, with %s timestamps; "+
-		"issue 11's targets: in-process / naive ≤ 1, workers / in-process ≤ 1.2.\n\n", src)
+		"issue 11's targets: in-process / naive ≤ 1, workers / in-process ≤ 1.2, and the goal of ≤ 15 ms per 1,000 tokens.\n\n", src)
 	b.WriteString("| req/s |")
 	align := "|---:|"
 	for _, c := range cols {
