@@ -228,7 +228,7 @@ func (r *Report) verdict() string {
 	if readLagOnly && readLag {
 		// Read lag is measured only on kernel-stamped events, whose times
 		// leave it out: what it still reaches is events read together.
-		return fmt.Sprintf("client saturated at %s (%s): its reads lagged behind the kernel's arrival stamps; TTFT and E2E leave that lag out, but events one late read delivered share its gap, so ITL figures include some of it", at, strings.Join(why, ", "))
+		return fmt.Sprintf("client saturated at %s (%s): figures above include client delay only in the ITL of events one late read delivered together; the kernel's arrival stamps keep its read lag out of TTFT and E2E", at, strings.Join(why, ", "))
 	}
 	return fmt.Sprintf("client saturated at %s (%s): figures above include client delay", at, strings.Join(why, ", "))
 }

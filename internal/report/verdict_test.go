@@ -18,7 +18,7 @@ func TestVerdictByReason(t *testing.T) {
 		want string
 	}{
 		{"healthy", []string{"", "", ""}, Trustworthy},
-		{"read lag only", []string{"read lag p99 4.5ms over 80 kernel-stamped events", "read lag p99 5ms over 90 kernel-stamped events"}, "TTFT and E2E leave that lag out"},
+		{"read lag only", []string{"read lag p99 4.5ms over 80 kernel-stamped events", "read lag p99 5ms over 90 kernel-stamped events"}, "figures above include client delay only in the ITL"},
 		{"late sends", []string{"11 of 12 sends were late", "11 of 12 sends were late"}, "figures above include client delay"},
 		{"read lag and CPU", []string{"read lag p99 4.5ms over 80 kernel-stamped events", "CPU at 95% of 1 cores"}, "figures above include client delay"},
 	} {
