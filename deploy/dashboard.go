@@ -263,7 +263,7 @@ func dashboardRows() []rowSpec {
 				query{"max by (instance, worker) (llmprobe_worker_gc_pause_max_seconds" + workerSel() + ")", "GC pause {{instance}} w{{worker}}", false}),
 			ts("Saturation signal: record backlog", "bytes", "Records waiting to reach the supervisor; bad above 4 MiB.",
 				query{"max by (instance, worker) (llmprobe_worker_record_backlog_bytes" + workerSel() + ")", "{{instance}} w{{worker}}", false}),
-			ts("Saturation signal: client read lag p50 / p99", "s", "Per text event with a kernel receive stamp: the time its read returned in user space minus the kernel's receive time, what the client's own reading would have added (kernel-stamped figures leave it out). A worker's window is bad when its p99 is above 3 ms, judged from 20 such events on.",
+			ts("Saturation signal: client read lag p50 / p99", "s", "Per text event with a kernel receive stamp: the time its read returned in user space minus the kernel's receive time, what the client's own reading would have added (kernel-stamped figures leave it out). A worker's window is bad when its p99 is above 10 ms, judged from 20 such events on.",
 				query{quantile("0.5", "instance, worker", "llmprobe_worker_client_read_lag_seconds", workerSel(), rateWindow), "p50 {{instance}} w{{worker}}", false},
 				query{quantile("0.99", "instance, worker", "llmprobe_worker_client_read_lag_seconds", workerSel(), rateWindow), "p99 {{instance}} w{{worker}}", false},
 				query{quantile("0.99", "target, scenario", "llmprobe_client_read_lag_seconds", sel(), rateWindow), "p99 {{target}}/{{scenario}}", false}),

@@ -55,7 +55,7 @@ var DefaultThresholds = Thresholds{
 	CPU:              0.90,
 	SchedLatencyP99:  3 * time.Millisecond,
 	BacklogBytes:     4 << 20,
-	ReadLagP99:       3 * time.Millisecond,
+	ReadLagP99:       10 * time.Millisecond,
 	ReadLagMinEvents: 20,
 	Persist:          2,
 }

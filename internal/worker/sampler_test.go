@@ -32,7 +32,7 @@ func TestJudge(t *testing.T) {
 		{"scheduler at the limit", window(func(s *record.Sample) { s.SchedLatencyP99 = 3 * time.Millisecond }), ""},
 		{"scheduler over", window(func(s *record.Sample) { s.SchedLatencyP99 = 4 * time.Millisecond }), "Go scheduler latency p99 4ms"},
 		{"backlog", window(func(s *record.Sample) { s.PipeBacklogBytes = 5 << 20 }), "5242880 bytes of records waiting for the supervisor"},
-		{"read lag at the limit", window(func(s *record.Sample) { s.ReadLagEvents, s.ReadLagP99 = 500, 3*time.Millisecond }), ""},
+		{"read lag at the limit", window(func(s *record.Sample) { s.ReadLagEvents, s.ReadLagP99 = 500, 10*time.Millisecond }), ""},
 		{"read lag over", window(func(s *record.Sample) { s.ReadLagEvents, s.ReadLagP99 = 500, 12*time.Millisecond }), "read lag p99 12ms over 500 kernel-stamped events"},
 		{"read lag over, too few events to judge", window(func(s *record.Sample) { s.ReadLagEvents, s.ReadLagP99 = 19, 50*time.Millisecond }), ""},
 		{"no kernel-stamped events", window(func(s *record.Sample) { s.ReadLagP99 = 50 * time.Millisecond }), ""},
